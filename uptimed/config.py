@@ -1,0 +1,162 @@
+"""Settings: one validated object built from CLI flags > environment > ``.env`` > TOML > defaults.
+
+Environment names are the ones users already have in their ``.env`` files (``VALID_USERNAME``,
+``DATABASE_URL``, ``RATE_LIMIT``, ...); uptimed's own additions carry the ``UPTIMED_`` prefix.
+In the TOML file every setting is written by its field name (see ``uptimed.toml.example``).
+Any problem is a ``ConfigError`` with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATABASE_URL = "sqlite:///./uptimed.db"
+SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or unreadable; the message is one line for the user."""
+
+
+def _env(name: str) -> Any:
+    return Field(validation_alias=AliasChoices(name))
+
+
+class Settings(BaseSettings):
+    """Every knob of the daemon; ``uptimed.toml.example`` documents each with its default."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        case_sensitive=False,
+    )
+
+    host: str = Field(DEFAULT_HOST, validation_alias=AliasChoices("UPTIMED_HOST"))
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias=AliasChoices("UPTIMED_PORT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias=AliasChoices("UPTIMED_LOG_LEVEL")
+    )
+    # Basic auth; with neither set, user "admin" gets a random password logged once at start.
+    valid_username: str | None = Field(None, min_length=1)
+    valid_password: SecretStr | None = Field(None, min_length=1)
+    database_url: str = DEFAULT_DATABASE_URL
+    rate_limit: int = Field(120, ge=1, description="API requests per window per user")
+    rate_window: float = Field(60, gt=0, description="seconds")
+    auth_failure_limit: int = Field(10, ge=1, description="wrong logins per minute per client IP")
+    optimisation: bool = Field(False, description="1: unchanged checks append no history row")
+    default_timeout_seconds: float = Field(10, gt=0, le=300)
+    redis_url: str | None = Field(None, description="accepted for old .env files; unused")
+    max_concurrent_checks: int = Field(
+        500, ge=1, validation_alias=AliasChoices("UPTIMED_MAX_CONCURRENT_CHECKS")
+    )
+    check_retries: int = Field(
+        2, ge=0, le=10, validation_alias=AliasChoices("UPTIMED_CHECK_RETRIES")
+    )
+    startup_spread_seconds: float = Field(
+        60, ge=0, validation_alias=AliasChoices("UPTIMED_STARTUP_SPREAD_SECONDS")
+    )
+    shutdown_grace_seconds: float = Field(
+        5, ge=0, validation_alias=AliasChoices("UPTIMED_SHUTDOWN_GRACE_SECONDS")
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_only(cls, value: str) -> str:
+        database_path(value)
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return database_path(self.database_url)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+
+def database_path(url: str) -> Path:
+    """``sqlite:///rel/path`` is relative to the working directory, ``sqlite:////abs`` absolute."""
+    for prefix in SQLITE_PREFIXES:
+        if url.startswith(prefix):
+            rest = url.removeprefix(prefix).split("?", 1)[0]
+            if not rest or rest == ":memory:":
+                raise ValueError("needs a file path, e.g. sqlite:///./uptimed.db")
+            return Path(rest)
+    raise ValueError(
+        "only SQLite is supported: use sqlite:///relative/path or sqlite:////absolute/path"
+    )
+
+
+def _setting_name(field: str) -> str:
+    """The name a user would grep for: the environment name of the setting."""
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return str(info.validation_alias.choices[0])
+    return field.upper()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+    known = set(Settings.model_fields)
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+    return data
+
+
+def load_settings(overrides: dict[str, Any] | None = None, config: Path | None = None) -> Settings:
+    """Build Settings; ``overrides`` are CLI flags (field names), ``config`` the TOML path."""
+    path = config or (Path(p) if (p := os.environ.get("UPTIMED_CONFIG")) else None)
+    cls: type[Settings] = Settings
+    if path is not None:
+        _read_toml(path)
+        cls = type(
+            "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+        )
+    try:
+        return cls(**{k: v for k, v in (overrides or {}).items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = _setting_name(str(err["loc"][0])) if err["loc"] else "config"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if "password" in where.lower() or isinstance(got, dict) else f" (got {got!r})"
+        raise ConfigError(f"{where}: {msg}{shown}") from None

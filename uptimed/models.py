@@ -1,0 +1,163 @@
+"""Pydantic models for the API and the domain; no I/O here.
+
+Times inside the daemon are integer milliseconds since the Unix epoch (what the store keeps);
+they become ISO 8601 UTC strings with milliseconds and ``Z`` only when serialised.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+from pydantic_core import PydanticCustomError
+from yarl import URL
+
+MAX_URL_LENGTH = 4096
+MAX_NAME_LENGTH = 1000
+
+
+def iso_ms(ms: int) -> str:
+    """Format epoch milliseconds as ``2025-02-15T06:30:00.000Z``."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _check_http_url(value: str) -> str:
+    """Accept only absolute http(s) URLs with a host that aiohttp can request."""
+    try:
+        url = URL(value)
+        ok = (
+            url.scheme in ("http", "https")
+            and bool(url.host)
+            and url.port is not None
+            and not any(c.isspace() for c in value)
+        )
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise PydanticCustomError("invalid_url", "Invalid URL")
+    return value
+
+
+HttpUrl = Annotated[
+    str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_check_http_url)
+]
+Timestamp = Annotated[int, PlainSerializer(iso_ms, return_type=str, when_used="json")]
+
+
+class Status(StrEnum):
+    INITIAL = "INITIAL"
+    UP = "UP"
+    DOWN = "DOWN"
+
+
+class _In(BaseModel):
+    """Request bodies: JSON types are strict ("300" is not an integer), unknown keys ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=True)
+
+
+class SiteIn(_In):
+    url: HttpUrl = Field(examples=["https://example.com/health"])
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["Example"])
+    check_interval_seconds: int = Field(300, ge=1, le=86400)
+    expected_status_code: int = Field(200, ge=100, le=599)
+
+
+class Site(SiteIn):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    created_at: Timestamp
+
+
+class WebhookIn(_In):
+    site_id: int = Field(ge=1)
+    discord_webhook_url: HttpUrl = Field(
+        examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"]
+    )
+
+
+class Webhook(WebhookIn):
+    id: int
+    created_at: Timestamp
+
+
+class HistoryRow(BaseModel):
+    status: Status
+    response_time_ms: int | None
+    last_checked: Timestamp
+    last_status_change: Timestamp
+    reason: str | None = None
+
+
+class CheckResult(BaseModel):
+    """What one check saw; a down site is a value here, never an exception."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    checked_at: int
+    response_time_ms: int
+    reason: str | None = None
+    http_status: int | None = None
+
+
+class SiteState(BaseModel):
+    """The current status of a site and since when (epoch ms) it holds."""
+
+    status: Status
+    since: int
+
+
+class Transition(BaseModel):
+    """A change of status, the thing messages are sent about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site_id: int
+    previous: Status
+    current: Status
+    at: int
+    previous_since: int
+    reason: str | None = None
+    response_time_ms: int | None = None
+
+
+class Detail(BaseModel):
+    """Every error body, and the body of deletions."""
+
+    detail: str
+
+
+class EventKind(StrEnum):
+    """Why a Discord message is sent."""
+
+    STARTED = "started"  # first check result after INITIAL
+    DOWN = "down"  # UP -> DOWN
+    UP = "up"  # DOWN -> UP (recovery)
+    ENDED = "ended"  # site deleted
+    TEST = "test"  # POST /webhooks/{id}/test
+
+
+class Event(BaseModel):
+    """Everything a message needs, snapshotted so it can be sent after the site is gone."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: EventKind
+    site_name: str
+    site_url: str
+    at: int  # epoch ms of the transition (or of the request, for ENDED/TEST)
+    status: Status | None = None  # the status after the transition
+    reason: str | None = None  # why DOWN ("HTTP 503", "timeout after 10s", ...)
+    response_time_ms: int | None = None
+    down_since: int | None = None  # epoch ms the outage began (DOWN and UP events)
