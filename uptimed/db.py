@@ -1,0 +1,301 @@
+"""The store: all SQL of uptimed, in plain text, over one aiosqlite connection.
+
+Times are epoch milliseconds (INTEGER). The schema is versioned with ``PRAGMA user_version``:
+``MIGRATIONS[n]`` brings a database from version n to n + 1, inside one transaction.
+
+Writes that span several statements hold ``Store._write_lock``: the one connection is shared by
+every coroutine, and without the lock one coroutine's statements would land inside another's
+transaction. Only the public methods commit.
+
+Errors: ``NotFound`` (a site or webhook id that does not exist); anything else is a bug or a
+broken disk and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from uptimed.models import (
+    CheckResult,
+    HistoryRow,
+    Site,
+    SiteIn,
+    SiteState,
+    Status,
+    Transition,
+    Webhook,
+    WebhookIn,
+)
+
+MAX_SQLITE_INT = 2**63 - 1
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: sites, their check history and their Discord webhooks.
+    """
+    CREATE TABLE sites (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL,
+        name TEXT NOT NULL,
+        check_interval_seconds INTEGER NOT NULL,
+        expected_status_code INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'INITIAL',
+        status_since INTEGER NOT NULL,
+        last_checked INTEGER
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        response_time_ms INTEGER,
+        checked_at INTEGER NOT NULL,
+        status_since INTEGER NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX history_site_time ON history (site_id, checked_at);
+    CREATE TABLE webhooks (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX webhooks_site ON webhooks (site_id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_SITE_COLUMNS = "id, url, name, check_interval_seconds, expected_status_code, created_at"
+
+
+class NotFound(Exception):
+    """The site or webhook does not exist; ``str(e)`` is the API's detail text."""
+
+
+def _site(row: sqlite3.Row) -> Site:
+    return Site.model_construct(**dict(row))
+
+
+def _webhook(row: sqlite3.Row) -> Webhook:
+    return Webhook.model_construct(
+        id=row["id"],
+        site_id=row["site_id"],
+        discord_webhook_url=row["url"],
+        created_at=row["created_at"],
+    )
+
+
+def _valid_id(value: int) -> bool:
+    return 0 < value <= MAX_SQLITE_INT
+
+
+class Store:
+    """Owns the connection; create with ``await Store.open(path)``, end with ``close()``."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power cut can
+        # lose the last transactions. FULL would make each commit wait on fsync.
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        store = cls(conn)
+        try:
+            await store._migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            await self._conn.close()
+
+    async def _migrate(self) -> None:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            (version,) = await cur.fetchone()  # type: ignore[misc]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this uptimed ({SCHEMA_VERSION})"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            async with self._transaction():
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        await self._conn.execute(statement)
+                await self._conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    # --- sites -------------------------------------------------------------------------------
+
+    async def insert_site(self, data: SiteIn, now: int) -> Site:
+        """Write the site and its ``INITIAL`` history row in one transaction."""
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO sites (url, name, check_interval_seconds, expected_status_code,"
+                " created_at, status, status_since) VALUES (?, ?, ?, ?, ?, 'INITIAL', ?)",
+                (
+                    data.url,
+                    data.name,
+                    data.check_interval_seconds,
+                    data.expected_status_code,
+                    now,
+                    now,
+                ),
+            )
+            site_id = cur.lastrowid
+            await db.execute(
+                "INSERT INTO history (site_id, status, response_time_ms, checked_at, status_since)"
+                " VALUES (?, 'INITIAL', NULL, ?, ?)",
+                (site_id, now, now),
+            )
+        return Site.model_construct(**data.model_dump(), id=site_id, created_at=now)
+
+    async def list_sites(self) -> list[Site]:
+        async with self._conn.execute(f"SELECT {_SITE_COLUMNS} FROM sites ORDER BY id") as cur:
+            return [_site(row) async for row in cur]
+
+    async def get_site(self, site_id: int) -> Site:
+        if _valid_id(site_id):
+            async with self._conn.execute(
+                f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return _site(row)
+        raise NotFound("Site not found")
+
+    async def delete_site(self, site_id: int) -> Site:
+        """Delete the site; its webhooks and history go with it (ON DELETE CASCADE)."""
+        site = await self.get_site(site_id)
+        async with self._transaction() as db:
+            cur = await db.execute("DELETE FROM sites WHERE id = ?", (site_id,))
+            if cur.rowcount == 0:
+                raise NotFound("Site not found")
+        return site
+
+    async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
+        """Each site's current status, and when it was last checked (None: never)."""
+        async with self._conn.execute(
+            "SELECT id, status, status_since, last_checked FROM sites"
+        ) as cur:
+            return {
+                row["id"]: (
+                    SiteState(status=Status(row["status"]), since=row["status_since"]),
+                    row["last_checked"],
+                )
+                async for row in cur
+            }
+
+    # --- checks ------------------------------------------------------------------------------
+
+    async def record_check(
+        self,
+        site_id: int,
+        result: CheckResult,
+        state: SiteState,
+        transition: Transition | None,
+        *,
+        append_unchanged: bool,
+    ) -> bool:
+        """Write one check result (and its transition) in one transaction.
+
+        ``state`` is the status after this check. With ``append_unchanged`` False a check whose
+        status did not change updates the latest history row in place instead of adding one.
+        Returns False, writing nothing, when the site was deleted while it was being checked.
+        """
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE sites SET status = ?, status_since = ?, last_checked = ? WHERE id = ?",
+                (state.status, state.since, result.checked_at, site_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            row = (result.response_time_ms, result.checked_at, result.reason)
+            if transition is None and not append_unchanged:
+                await db.execute(
+                    "UPDATE history SET response_time_ms = ?, checked_at = ?, reason = ?"
+                    " WHERE id = (SELECT max(id) FROM history WHERE site_id = ?)",
+                    (*row, site_id),
+                )
+            else:
+                await db.execute(
+                    "INSERT INTO history"
+                    " (site_id, status, response_time_ms, checked_at, reason, status_since)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (site_id, result.status, *row, state.since),
+                )
+        return True
+
+    async def history(self, site_id: int) -> list[HistoryRow]:
+        await self.get_site(site_id)
+        async with self._conn.execute(
+            "SELECT status, response_time_ms, checked_at, status_since, reason FROM history"
+            " WHERE site_id = ? ORDER BY checked_at, id",
+            (site_id,),
+        ) as cur:
+            return [
+                HistoryRow.model_construct(
+                    status=Status(row[0]),
+                    response_time_ms=row[1],
+                    last_checked=row[2],
+                    last_status_change=row[3],
+                    reason=row[4],
+                )
+                async for row in cur
+            ]
+
+    # --- webhooks ----------------------------------------------------------------------------
+
+    async def insert_webhook(self, data: WebhookIn, now: int) -> Webhook:
+        if not _valid_id(data.site_id):
+            raise NotFound("Site not found")
+        async with self._transaction() as db:
+            try:
+                cur = await db.execute(
+                    "INSERT INTO webhooks (site_id, url, created_at) VALUES (?, ?, ?)",
+                    (data.site_id, data.discord_webhook_url, now),
+                )
+            except sqlite3.IntegrityError:  # the site does not exist (foreign key)
+                raise NotFound("Site not found") from None
+        return Webhook.model_construct(**data.model_dump(), id=cur.lastrowid, created_at=now)
+
+    async def list_webhooks(self, site_id: int | None = None) -> list[Webhook]:
+        if site_id is None:
+            sql, args = "SELECT * FROM webhooks ORDER BY id", ()
+        else:
+            await self.get_site(site_id)
+            sql, args = "SELECT * FROM webhooks WHERE site_id = ? ORDER BY id", (site_id,)
+        async with self._conn.execute(sql, args) as cur:
+            return [_webhook(row) async for row in cur]
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        if _valid_id(webhook_id):
+            async with self._transaction() as db:
+                cur = await db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
+                if cur.rowcount:
+                    return
+        raise NotFound("Webhook not found")
