@@ -1,0 +1,121 @@
+"""One HTTP check of one site. It returns a ``CheckResult`` and never raises for a down site.
+
+Network failures become a short ``reason`` ("connection refused", "timeout after 10s", ...);
+connection errors and timeouts are tried again (tenacity) before DOWN is believed, because a
+single lost SYN should not wake a team up. A wrong status code is an answer and is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from uptimed.models import CheckResult, Site, Status
+
+MAX_REDIRECTS = 10
+BODY_CAP_BYTES = 256 * 1024
+_CHUNK = 64 * 1024
+
+
+class _Failure(Exception):
+    """No usable answer; ``transient`` failures are worth one more try."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return f"timeout after {timeout:g}s"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "DNS lookup failed"
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return f"TLS error: {getattr(exc, 'certificate_error', None) or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"connection failed: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"more than {MAX_REDIRECTS} redirects"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "response body broken off"
+    if isinstance(
+        exc, aiohttp.InvalidUrlRedirectClientError | aiohttp.NonHttpUrlRedirectClientError
+    ):
+        return "redirect to an invalid or non-http URL"
+    return f"bad answer: {exc.__class__.__name__}"
+
+
+async def _get_status(session: aiohttp.ClientSession, site: Site, timeout: float) -> int:
+    try:
+        async with session.get(
+            site.url,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            max_redirects=MAX_REDIRECTS + 1,  # aiohttp raises on reaching the count
+            allow_redirects=True,
+        ) as resp:
+            # Read (and drop) the body, so timing covers the whole answer; stop at the cap.
+            read = 0
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                read += len(chunk)
+                if read >= BODY_CAP_BYTES:
+                    break
+            return resp.status
+    except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+        raise _Failure(_reason(e, timeout), transient=True) from e
+    except (aiohttp.ClientError, ssl.SSLError, ValueError) as e:
+        # Redirect loops, bad redirect targets, malformed answers: trying again won't help.
+        raise _Failure(_reason(e, timeout), transient=False) from e
+
+
+async def check_site(
+    session: aiohttp.ClientSession,
+    site: Site,
+    *,
+    timeout: float,
+    retries: int = 2,
+    clock: Callable[[], float] = time.time,
+) -> CheckResult:
+    """GET ``site.url``; UP when the final status equals ``site.expected_status_code``."""
+    checked_at = int(clock() * 1000)
+    started = time.perf_counter()
+    reason: str | None = None
+    status_code: int | None = None
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Failure) and e.transient),
+            stop=stop_after_attempt(retries + 1),
+            wait=wait_exponential(multiplier=0.2, max=1),
+            reraise=True,
+        ):
+            with attempt:
+                started = time.perf_counter()
+                status_code = await _get_status(session, site, timeout)
+    except _Failure as e:
+        reason = e.reason
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    if status_code is not None and status_code != site.expected_status_code:
+        reason = f"HTTP {status_code}"
+    return CheckResult(
+        status=Status.DOWN if reason else Status.UP,
+        checked_at=checked_at,
+        response_time_ms=elapsed_ms,
+        reason=reason,
+        http_status=status_code,
+    )
