@@ -1,0 +1,121 @@
+"""One check cycle: check the site, decide the transition, write both in one transaction.
+
+``Monitor`` keeps each site's current state in memory (loaded from the store at start, changed
+only after a commit), so a check costs one write and no read. Checks of one site never overlap
+(the scheduler runs one instance per site), which is what makes that cache safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from uptimed.alerting import next_state
+from uptimed.checker import check_site
+from uptimed.db import Store
+from uptimed.models import Site, SiteState, Status
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    """Runs checks; ``states`` maps site id to its current state and drops deleted sites.
+
+    Keyword arguments: ``timeout`` per request in seconds, ``retries`` extra tries on network
+    errors, ``max_concurrent`` checks in flight at once, ``append_unchanged`` False for
+    ``OPTIMISATION=1``, ``clock`` returns epoch seconds.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float,
+        retries: int,
+        max_concurrent: int,
+        append_unchanged: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._session = session
+        self._timeout = timeout
+        self._retries = retries
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self._append_unchanged = append_unchanged
+        self._clock = clock
+        self._inflight: set[asyncio.Task[object]] = set()
+        self.states: dict[int, SiteState] = {}
+
+    def add(self, site: Site) -> None:
+        self.states[site.id] = SiteState(status=Status.INITIAL, since=site.created_at)
+
+    def remove(self, site_id: int) -> None:
+        self.states.pop(site_id, None)
+
+    async def run_check(self, site: Site) -> None:
+        """The scheduler's job; it logs and swallows errors so one bad site stops nothing."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await self._check_and_record(site)
+        except Exception:
+            log.exception("check failed site=%d", site.id)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _check_and_record(self, site: Site) -> None:
+        async with self._semaphore:
+            result = await check_site(
+                self._session,
+                site,
+                timeout=self._timeout,
+                retries=self._retries,
+                clock=self._clock,
+            )
+        previous = self.states.get(site.id)
+        if previous is None:  # deleted while it was being checked
+            return
+        state, transition = next_state(site.id, previous, result)
+        written = await self._store.record_check(
+            site.id, result, state, transition, append_unchanged=self._append_unchanged
+        )
+        if written and site.id in self.states:
+            self.states[site.id] = state
+        if transition is not None:
+            log.info(
+                "transition site=%d %s->%s reason=%r rtt_ms=%d",
+                site.id,
+                transition.previous,
+                transition.current,
+                result.reason,
+                result.response_time_ms,
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "check site=%d status=%s reason=%r rtt_ms=%d",
+                site.id,
+                result.status,
+                result.reason,
+                result.response_time_ms,
+            )
+
+    async def drain(self, grace: float) -> None:
+        """Let checks in flight finish for up to ``grace`` seconds, then cancel the rest."""
+        pending = {t for t in self._inflight if not t.done()}
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=grace)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still)
+        log.info(
+            "shutdown checks_finished=%d checks_cancelled=%d", len(pending) - len(still), len(still)
+        )
