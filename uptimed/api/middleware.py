@@ -1,0 +1,138 @@
+"""Middlewares, outermost first: errors -> auth (+ login-failure limit) -> per-user rate limit.
+
+Every error leaves as JSON ``{"detail": ...}``. ``BadRequest`` and ``db.NotFound`` are 400 (the
+documented API says 400 for an unknown id), ``ApiError`` carries its own status and headers,
+aiohttp's own HTTP errors (404 route, 405, 413) keep their status, and anything else is a bug:
+logged with its traceback, answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+
+from uptimed.api.ratelimit import SlidingWindow
+from uptimed.api.validation import BadRequest
+from uptimed.db import NotFound
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REALM = 'Basic realm="uptimed"'
+AUTH_FAILURE_WINDOW = 60.0
+
+_FRAMEWORK_DETAILS = {
+    404: "Not found: no such endpoint.",
+    405: "Method not allowed for this endpoint.",
+    413: "Request body too large: the limit is 1 MiB.",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+@dataclass
+class AuthConfig:
+    """Who may log in, and the two limits guarding the API."""
+
+    username: str
+    password: str
+    failures: SlidingWindow  # wrong logins per client IP
+    requests: SlidingWindow  # requests per user
+    public_paths: frozenset[str]
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"detail": detail}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e.status, e.detail, e.headers)
+    except (BadRequest, NotFound) as e:
+        return error_response(400, str(e))
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        headers = {k: v for k, v in e.headers.items() if k in (hdrs.ALLOW, hdrs.RETRY_AFTER)}
+        detail = _FRAMEWORK_DETAILS.get(e.status) or e.reason
+        return error_response(e.status, detail, headers)
+    except Exception:
+        log.exception("unhandled error method=%s path=%s", request.method, request.path)
+        return error_response(500, "Internal server error; the log has the details.")
+
+
+def _basic_user(header: str | None, auth: AuthConfig) -> str | None:
+    """The user name if the Basic credentials are right; both parts compared in constant time."""
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    if not sep:
+        return None
+    user_ok = secrets.compare_digest(user, auth.username.encode())
+    password_ok = secrets.compare_digest(password, auth.password.encode())
+    return auth.username if user_ok and password_ok else None
+
+
+def auth_middleware(
+    auth: AuthConfig,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in auth.public_paths:
+            return await handler(request)
+        client = request.remote or "unknown"
+        if wait := auth.failures.retry_after(client):
+            raise ApiError(
+                429,
+                f"Too many failed logins from your address; try again in {wait} seconds.",
+                {hdrs.RETRY_AFTER: str(wait)},
+            )
+        header = request.headers.get(hdrs.AUTHORIZATION)
+        user = _basic_user(header, auth)
+        if user is None:
+            if header:  # a missing header is a first visit, not a guess
+                auth.failures.hit(client)
+            raise ApiError(
+                401,
+                "Authentication required: send valid HTTP Basic credentials.",
+                {hdrs.WWW_AUTHENTICATE: REALM},
+            )
+        if wait := auth.requests.hit_if_allowed(user):
+            raise ApiError(
+                429,
+                f"Rate limit exceeded: at most {auth.requests.limit} requests per "
+                f"{auth.requests.window:g} seconds; try again in {wait} seconds.",
+                {hdrs.RETRY_AFTER: str(wait)},
+            )
+        return await handler(request)
+
+    return authenticate
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: no MIME sniffing anywhere; API answers are never cached."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.content_type == "application/json":
+        response.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")

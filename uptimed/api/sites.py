@@ -1,0 +1,49 @@
+"""Handlers for /sites: parse, call the store and the scheduler, serialise."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from uptimed.api.validation import parse_body, path_id
+from uptimed.app_keys import CLOCK, MONITOR, SCHEDULER, STORE
+from uptimed.models import SiteIn
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/sites")
+async def create_site(request: web.Request) -> web.Response:
+    data = await parse_body(request, SiteIn)
+    app = request.app
+    site = await app[STORE].insert_site(data, now=app[CLOCK].now_ms())
+    app[MONITOR].add(site)
+    app[SCHEDULER].schedule(site)
+    return web.json_response(site.model_dump(mode="json"))
+
+
+@routes.get("/sites")
+async def list_sites(request: web.Request) -> web.Response:
+    sites = await request.app[STORE].list_sites()
+    return web.json_response([s.model_dump(mode="json") for s in sites])
+
+
+@routes.get("/sites/{id}")
+async def get_site(request: web.Request) -> web.Response:
+    site = await request.app[STORE].get_site(path_id(request))
+    return web.json_response(site.model_dump(mode="json"))
+
+
+@routes.delete("/sites/{id}")
+async def delete_site(request: web.Request) -> web.Response:
+    site_id = path_id(request)
+    app = request.app
+    await app[STORE].delete_site(site_id)
+    app[SCHEDULER].unschedule(site_id)
+    app[MONITOR].remove(site_id)
+    return web.json_response({"detail": "Site deleted successfully"})
+
+
+@routes.get("/sites/{id}/history")
+async def site_history(request: web.Request) -> web.Response:
+    rows = await request.app[STORE].history(path_id(request))
+    return web.json_response([r.model_dump(mode="json") for r in rows])

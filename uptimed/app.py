@@ -1,0 +1,113 @@
+"""The app factory: it only wires parts together, each resource in its own cleanup context.
+
+Start order (reverse on exit): store -> HTTP client -> monitor and scheduler. So on SIGTERM
+the scheduler stops and in-flight checks finish first, then the client closes, then the
+database: nothing is written to a closed connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from uptimed import __version__
+from uptimed.api import PUBLIC_PATHS, setup_routes
+from uptimed.api.middleware import (
+    AUTH_FAILURE_WINDOW,
+    AuthConfig,
+    auth_middleware,
+    errors,
+    security_headers,
+)
+from uptimed.api.ratelimit import SlidingWindow
+from uptimed.app_keys import CLOCK, HTTP, MONITOR, SCHEDULER, SETTINGS, STORE, Clock
+from uptimed.config import Settings
+from uptimed.db import Store
+from uptimed.monitor import Monitor
+from uptimed.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_USERNAME = "admin"
+
+
+def credentials(settings: Settings) -> tuple[str, str]:
+    """The configured login, or ``admin`` with a random password logged once: never no auth."""
+    username = settings.valid_username or DEFAULT_USERNAME
+    if settings.valid_password is not None:
+        return username, settings.valid_password.get_secret_value()
+    password = secrets.token_urlsafe(18)
+    log.warning(
+        "no VALID_PASSWORD configured: generated a password for this run user=%s password=%s",
+        username,
+        password,
+    )
+    return username, password
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[STORE] = await Store.open(app[SETTINGS].db_path)
+    yield
+    await app[STORE].close()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One client session for all checks; a new connection per check unless keep-alive is on."""
+    connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=300)
+    app[HTTP] = aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": f"uptimed/{__version__}"},
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    yield
+    await app[HTTP].close()
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    monitor = Monitor(
+        app[STORE],
+        app[HTTP],
+        timeout=settings.default_timeout_seconds,
+        retries=settings.check_retries,
+        max_concurrent=settings.max_concurrent_checks,
+        append_unchanged=not settings.optimisation,
+        clock=app[CLOCK].now,
+    )
+    sites = await app[STORE].list_sites()
+    states = await app[STORE].site_states()
+    monitor.states = {site_id: state for site_id, (state, _) in states.items()}
+    scheduler = Scheduler(monitor, startup_spread=settings.startup_spread_seconds)
+    scheduler.start(sites, {site_id: last for site_id, (_, last) in states.items()})
+    app[MONITOR] = monitor
+    app[SCHEDULER] = scheduler
+    yield
+    await scheduler.stop(grace=settings.shutdown_grace_seconds)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    clock = clock or Clock()
+    if settings.redis_url:
+        log.info("REDIS_URL is set but ignored: uptimed needs no broker")
+    username, password = credentials(settings)
+    auth = AuthConfig(
+        username=username,
+        password=password,
+        failures=SlidingWindow(settings.auth_failure_limit, AUTH_FAILURE_WINDOW, clock.monotonic),
+        requests=SlidingWindow(settings.rate_limit, settings.rate_window, clock.monotonic),
+        public_paths=PUBLIC_PATHS,
+    )
+    app = web.Application(
+        middlewares=[errors, auth_middleware(auth)], client_max_size=MAX_BODY_BYTES
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app.cleanup_ctx.extend([store_ctx, http_ctx, scheduler_ctx])
+    app.on_response_prepare.append(security_headers)
+    setup_routes(app)
+    return app
