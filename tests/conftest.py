@@ -1,0 +1,149 @@
+"""Real parts on loopback: the real app on a real SQLite file, a target server whose answers
+each test controls, and a clock the test can move."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from uptimed.app import create_app
+from uptimed.app_keys import Clock
+from uptimed.config import Settings
+
+USER, PASSWORD = "alice", "s3cret-pass"
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+async def wait_out(seconds: float) -> None:
+    """Let time pass on purpose: for tests whose subject is that something does NOT happen."""
+    await asyncio.sleep(seconds)
+
+
+@dataclass
+class ManualClock:
+    """Wall and monotonic time that move only when the test says so."""
+
+    wall: float = 1_739_600_000.0
+    mono: float = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+    def clock(self) -> Clock:
+        return Clock(now=lambda: self.wall, monotonic=lambda: self.mono)
+
+
+@dataclass
+class Target:
+    """A website under test: ``status`` and ``delay`` (or per-path overrides) decide its answers."""
+
+    status: int = 200
+    delay: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    hits: list[tuple[float, str, dict[str, str]]] = field(default_factory=list)
+    server: TestServer | None = None
+
+    def url(self, path: str = "/") -> str:
+        assert self.server is not None
+        return str(self.server.make_url(path))
+
+    def hit_times(self, path: str | None = None) -> list[float]:
+        return [t for t, p, _ in self.hits if path is None or p == path]
+
+
+def make_target_app(target: Target) -> web.Application:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        target.hits.append((time.monotonic(), request.path, dict(request.headers)))
+        delay = target.delays.get(request.path, target.delay)
+        if delay:
+            await asyncio.sleep(delay)
+        return web.Response(status=target.statuses.get(request.path, target.status), text="hello")
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        n = int(request.match_info["n"])
+        target.hits.append((time.monotonic(), request.path, dict(request.headers)))
+        raise web.HTTPFound("/" if n <= 1 else f"/redirect/{n - 1}")
+
+    async def loop(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/loop")
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        chunk = b"x" * 65536
+        for _ in range(10_000):  # 640 MiB if the checker read it all
+            await resp.write(chunk)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/redirect/{n}", redirect)
+    app.router.add_get("/loop", loop)
+    app.router.add_get("/big", big)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+@pytest.fixture
+async def target(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Target:
+    t = Target()
+    t.server = await aiohttp_server(make_target_app(t))
+    return t
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'uptimed.db'}",
+        valid_username=USER,
+        valid_password=PASSWORD,
+        default_timeout_seconds=2,
+        check_retries=0,
+        startup_spread_seconds=1,
+        shutdown_grace_seconds=2,
+        _env_file=None,
+    )
+
+
+AppClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def start_app(aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AppClient:
+    """Start the real app on loopback; every request carries valid credentials by default."""
+
+    async def start(settings: Settings, clock: Clock | None = None) -> TestClient:
+        client = await aiohttp_client(create_app(settings, clock=clock))
+        client.session.headers.update(AUTH)
+        return client
+
+    return start
+
+
+@pytest.fixture
+async def client(start_app: AppClient, settings: Settings) -> TestClient:
+    return await start_app(settings)

@@ -1,0 +1,128 @@
+"""Settings precedence (CLI > env > .env > TOML > defaults) and one-line errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AppClient
+from uptimed.config import ConfigError, Settings, database_path, load_settings
+
+ENV_NAMES = [
+    "UPTIMED_HOST", "UPTIMED_PORT", "UPTIMED_CONFIG", "UPTIMED_LOG_LEVEL", "VALID_USERNAME",
+    "VALID_PASSWORD", "DATABASE_URL", "RATE_LIMIT", "RATE_WINDOW", "OPTIMISATION",
+    "DEFAULT_TIMEOUT_SECONDS", "AUTH_FAILURE_LIMIT", "REDIS_URL",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.database_url == "sqlite:///./uptimed.db"
+    assert (s.rate_limit, s.rate_window, s.auth_failure_limit) == (120, 60, 10)
+    assert (s.optimisation, s.default_timeout_seconds) == (False, 10)
+    assert s.valid_username is None and s.valid_password is None
+
+
+def test_precedence_cli_env_dotenv_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    toml = tmp_path / "uptimed.toml"
+    toml.write_text(
+        'host = "10.0.0.1"\nport = 1001\nrate_limit = 1\nrate_window = 1\noptimisation = true\n'
+    )
+    (tmp_path / ".env").write_text(
+        "UPTIMED_PORT=2002\nRATE_LIMIT=2\nRATE_WINDOW=2\nOTHER_APP_SETTING=x\n"
+    )
+    monkeypatch.setenv("UPTIMED_PORT", "3003")
+    monkeypatch.setenv("RATE_LIMIT", "3")
+
+    s = load_settings({"port": 4004}, toml)
+    assert s.port == 4004  # CLI beats everything
+    assert s.rate_limit == 3  # environment beats .env
+    assert s.rate_window == 2  # .env beats TOML
+    assert s.host == "10.0.0.1" and s.optimisation is True  # TOML beats defaults
+
+    monkeypatch.setenv("UPTIMED_CONFIG", str(toml))
+    assert load_settings().port == 3003
+
+
+def test_database_urls() -> None:
+    assert database_path("sqlite:///relative/u.db") == Path("relative/u.db")
+    assert database_path("sqlite:////var/lib/uptimed/u.db") == Path("/var/lib/uptimed/u.db")
+    assert database_path("sqlite+aiosqlite:///./u.db") == Path("u.db")
+    for bad in ("postgresql://x/y", "sqlite://", "sqlite:///", "sqlite:///:memory:", "u.db"):
+        with pytest.raises(ValueError):
+            database_path(bad)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"RATE_LIMIT": "0"}, "RATE_LIMIT"),
+        ({"RATE_WINDOW": "-1"}, "RATE_WINDOW"),
+        ({"OPTIMISATION": "2"}, "OPTIMISATION"),
+        ({"DEFAULT_TIMEOUT_SECONDS": "soon"}, "DEFAULT_TIMEOUT_SECONDS"),
+        ({"AUTH_FAILURE_LIMIT": "x"}, "AUTH_FAILURE_LIMIT"),
+        ({"UPTIMED_PORT": "http"}, "UPTIMED_PORT"),
+        ({"VALID_PASSWORD": ""}, "VALID_PASSWORD"),
+    ],
+)
+def test_bad_values_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: dict, named: str
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    assert str(e.value).startswith(named + ":")
+    assert "\n" not in str(e.value)
+
+
+def test_password_is_never_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VALID_PASSWORD", "")
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    assert "got" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [("port = [", "not valid TOML"), ("prot = 1", "unknown setting 'prot'"), (None, "cannot read")],
+)
+def test_bad_config_files(tmp_path: Path, content: str | None, fragment: str) -> None:
+    path = tmp_path / "c.toml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(config=path)
+
+
+def test_example_config_is_complete_and_loads() -> None:
+    example = Path(__file__).resolve().parents[1] / "uptimed.toml.example"
+    s = load_settings(config=example)
+    text = example.read_text()
+    for name in Settings.model_fields:
+        assert f"{name} =" in text or f"# {name} =" in text, name
+    assert s.port == 8000
+
+
+async def test_redis_url_is_accepted_and_ignored(
+    start_app: AppClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="uptimed.app"):
+        client = await start_app(
+            settings.model_copy(update={"redis_url": "redis://localhost:6379/0"})
+        )
+    assert (await client.get("/healthz")).status == 200
+    assert [
+        r for r in caplog.records if "REDIS_URL" in r.getMessage() and "no broker" in r.getMessage()
+    ]

@@ -1,0 +1,156 @@
+"""Scheduled checks end to end: the real app checks a real local target whose answers flip."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import AppClient, Target, eventually
+from uptimed.config import Settings
+
+
+async def add_site(client: TestClient, url: str, interval: int = 1, **extra: Any) -> int:
+    resp = await client.post(
+        "/sites", json={"url": url, "name": "t", "check_interval_seconds": interval, **extra}
+    )
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["id"]
+
+
+async def history(client: TestClient, site_id: int) -> list[dict[str, Any]]:
+    return await (await client.get(f"/sites/{site_id}/history")).json()
+
+
+async def wait_rows(
+    client: TestClient, site_id: int, count: int, timeout: float = 10
+) -> list[dict]:
+    async def enough() -> list[dict]:
+        rows = await history(client, site_id)
+        return rows if len(rows) >= count else []
+
+    return await eventually(enough, timeout=timeout)
+
+
+async def test_down_and_recovery_are_recorded_with_reason(
+    client: TestClient, target: Target
+) -> None:
+    site_id = await add_site(client, target.url())
+    await wait_rows(client, site_id, 2)
+    target.status = 503
+
+    async def down() -> list[dict]:
+        rows = await history(client, site_id)
+        return rows if rows[-1]["status"] == "DOWN" else []
+
+    rows = await eventually(down)
+    assert rows[-1]["reason"] == "HTTP 503"
+    down_since = rows[-1]["last_status_change"]
+    assert down_since == rows[-1]["last_checked"]
+    target.status = 200
+
+    async def up_again() -> list[dict]:
+        rows = await history(client, site_id)
+        return rows if rows[-1]["status"] == "UP" else []
+
+    rows = await eventually(up_again)
+    statuses = [r["status"] for r in rows]
+    assert statuses[0] == "INITIAL"
+    first_down = statuses.index("DOWN")
+    assert set(statuses[1:first_down]) == {"UP"}
+    assert rows[-1]["last_status_change"] == rows[-1]["last_checked"]
+    assert all(r["last_status_change"] == down_since for r in rows if r["status"] == "DOWN")
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [("timeout", "timeout after 0.5s"), ("refused", "connection refused"), ("status", "HTTP 500")],
+)
+async def test_failures_record_reason(
+    start_app: AppClient, settings: Settings, target: Target, setup: str, reason: str
+) -> None:
+    client = await start_app(settings.model_copy(update={"default_timeout_seconds": 0.5}))
+    url = target.url()
+    if setup == "timeout":
+        target.delay = 3
+    elif setup == "refused":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    else:
+        target.status = 500
+    site_id = await add_site(client, url, interval=60)
+    rows = await wait_rows(client, site_id, 2)
+    assert (rows[1]["status"], rows[1]["reason"]) == ("DOWN", reason)
+    assert isinstance(rows[1]["response_time_ms"], int)
+
+
+async def test_optimisation_0_appends_every_check(client: TestClient, target: Target) -> None:
+    site_id = await add_site(client, target.url())
+    rows = await wait_rows(client, site_id, 4)
+    assert [r["status"] for r in rows[:4]] == ["INITIAL", "UP", "UP", "UP"]
+    assert len({r["last_checked"] for r in rows}) == len(rows)
+
+
+async def test_optimisation_1_keeps_one_row_per_status(
+    start_app: AppClient, settings: Settings, target: Target
+) -> None:
+    client = await start_app(settings.model_copy(update={"optimisation": True}))
+    site_id = await add_site(client, target.url("/opt"))
+
+    async def three_checks() -> bool:
+        return len(target.hit_times("/opt")) >= 3
+
+    await eventually(three_checks)
+
+    async def settled() -> list[dict]:
+        rows = await history(client, site_id)
+        return (
+            rows
+            if len(rows) == 2 and rows[1]["last_checked"] > rows[1]["last_status_change"]
+            else []
+        )
+
+    rows = await eventually(settled)
+    assert [r["status"] for r in rows] == ["INITIAL", "UP"]
+    target.status = 502
+
+    async def down() -> list[dict]:
+        rows = await history(client, site_id)
+        return rows if rows[-1]["status"] == "DOWN" else []
+
+    rows = await eventually(down)
+    assert [r["status"] for r in rows] == ["INITIAL", "UP", "DOWN"]
+
+
+async def test_a_hanging_site_delays_no_other_check(client: TestClient, target: Target) -> None:
+    target.delays["/hang"] = 30  # longer than the 2 s timeout: every check of it times out
+    await add_site(client, target.url("/hang"))
+    await add_site(client, target.url("/fast"))
+
+    async def five_fast() -> list[float]:
+        times = target.hit_times("/fast")
+        return times if len(times) >= 5 else []
+
+    times = await eventually(five_fast, timeout=10)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(0.7 < g < 1.3 for g in gaps), gaps
+
+
+async def test_checks_keep_a_fixed_grid_despite_slow_answers(
+    client: TestClient, target: Target
+) -> None:
+    target.delays["/slow"] = 0.4
+    await add_site(client, target.url("/slow"))
+
+    async def six() -> list[float]:
+        times = target.hit_times("/slow")
+        return times if len(times) >= 6 else []
+
+    times = await eventually(six, timeout=12)
+    # Start n is n seconds after start 0: the 0.4 s answers do not push later checks back.
+    drift = [abs((t - times[0]) - n) for n, t in enumerate(times[:6])]
+    assert max(drift) < 0.2, drift

@@ -1,0 +1,223 @@
+"""Restarts: in-process on the same database, and the real ``uptimed`` process as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import AUTH, PASSWORD, USER, AppClient, Target, eventually
+from uptimed.config import Settings
+
+
+async def test_checks_and_history_resume_after_restart(
+    start_app: AppClient, settings: Settings, target: Target
+) -> None:
+    client = await start_app(settings)
+    resp = await client.post(
+        "/sites", json={"url": target.url("/r"), "name": "r", "check_interval_seconds": 1}
+    )
+    site = await resp.json()
+    await client.post(
+        "/webhooks", json={"site_id": site["id"], "discord_webhook_url": "http://127.0.0.1:9/h"}
+    )
+
+    async def rows_at_least(c: object, n: int) -> list[dict]:
+        rows = await (await c.get(f"/sites/{site['id']}/history")).json()  # type: ignore[attr-defined]
+        return rows if len(rows) >= n else []
+
+    before = await eventually(lambda: rows_at_least(client, 3))
+    await client.close()
+    hits_before = len(target.hit_times("/r"))
+
+    client2 = await start_app(settings)  # no API call: the schedule comes back from the database
+    assert await (await client2.get(f"/sites/{site['id']}")).json() == site
+    assert len(await (await client2.get("/webhooks")).json()) == 1
+
+    async def resumed() -> bool:
+        return len(target.hit_times("/r")) > hits_before
+
+    await eventually(resumed, timeout=2.5)  # within one interval (1 s) plus the 1 s start spread
+    after = await eventually(lambda: rows_at_least(client2, len(before) + 1))
+    assert after[: len(before)] == before  # nothing lost, nothing rewritten
+    assert after[-1]["last_status_change"] == before[1]["last_status_change"]  # still the same UP
+
+
+# --- the real process -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def uptimed_command() -> list[str]:
+    script = shutil.which("uptimed", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "uptimed"]
+
+
+class Daemon:
+    def __init__(self, cwd: Path, port: int, env: dict[str, str]) -> None:
+        self.cwd, self.port, self.env = cwd, port, env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def start(self, *args: str) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *uptimed_command(), "--port", str(self.port), *args,
+            cwd=self.cwd, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+        async def healthy() -> bool:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                out = await self.proc.stdout.read()  # type: ignore[union-attr]
+                raise AssertionError(f"uptimed exited {self.proc.returncode}: {out.decode()}")
+            try:
+                async with aiohttp.ClientSession() as s, s.get(self.base + "/healthz") as r:
+                    return r.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await eventually(healthy, timeout=15)
+
+    async def stop(self, sig: signal.Signals) -> tuple[int, str]:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        out, _ = await asyncio.wait_for(self.proc.communicate(), timeout=15)
+        return self.proc.returncode or 0, out.decode()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")},
+        "VALID_USERNAME": USER,
+        "VALID_PASSWORD": PASSWORD,
+        "DATABASE_URL": "sqlite:///data/uptimed.db",
+        "UPTIMED_STARTUP_SPREAD_SECONDS": "1",
+    }
+    d = Daemon(tmp_path, free_port(), env)
+    yield d
+    if d.proc is not None and d.proc.returncode is None:
+        d.proc.kill()
+        await d.proc.wait()
+
+
+async def api(d: Daemon, method: str, path: str, json: object = None) -> tuple[int, object]:
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as s,
+        s.request(method, d.base + path, json=json) as r,
+    ):
+        return r.status, await r.json()
+
+
+async def test_daemon_runs_checks_and_exits_0_on_sigterm(daemon: Daemon, target: Target) -> None:
+    await daemon.start()
+    assert (daemon.cwd / "data" / "uptimed.db").exists()
+    status, site = await api(
+        daemon,
+        "POST",
+        "/sites",
+        {"url": target.url("/p"), "name": "p", "check_interval_seconds": 1},
+    )
+    assert status == 200
+
+    async def checked_twice() -> bool:
+        return len(target.hit_times("/p")) >= 2
+
+    await eventually(checked_twice)
+    started = time.monotonic()
+    code, out = await daemon.stop(signal.SIGTERM)
+    assert code == 0, out
+    assert time.monotonic() - started < 8
+    assert "Traceback" not in out
+
+    # Up again on the same file: the site is there and is checked with no API call.
+    hits = len(target.hit_times("/p"))
+    await daemon.start()
+
+    async def resumed() -> bool:
+        return len(target.hit_times("/p")) > hits
+
+    await eventually(resumed, timeout=3)
+    status, rows = await api(daemon, "GET", f"/sites/{site['id']}/history")  # type: ignore[index]
+    assert status == 200 and rows[0]["status"] == "INITIAL" and len(rows) >= 3  # type: ignore[index]
+    assert (await daemon.stop(signal.SIGINT))[0] == 0
+
+
+async def test_sigkill_loses_no_acknowledged_site_or_webhook(
+    daemon: Daemon, target: Target
+) -> None:
+    await daemon.start()
+    created = []
+    for i in range(20):
+        status, site = await api(
+            daemon, "POST", "/sites", {"url": target.url(f"/k{i}"), "name": f"k{i}"}
+        )
+        assert status == 200
+        status, _ = await api(
+            daemon,
+            "POST",
+            "/webhooks",
+            {"site_id": site["id"], "discord_webhook_url": "http://127.0.0.1:9/h"},
+        )  # type: ignore[index]
+        assert status == 200
+        created.append(site)
+    await daemon.stop(signal.SIGKILL)
+    await daemon.start()
+    status, sites = await api(daemon, "GET", "/sites")
+    assert sites == created
+    status, hooks = await api(daemon, "GET", "/webhooks")
+    assert len(hooks) == 20  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "names"),
+    [
+        ({"DATABASE_URL": "postgres://db/uptimed"}, [], "DATABASE_URL"),
+        ({"RATE_LIMIT": "many"}, [], "RATE_LIMIT"),
+        ({"OPTIMISATION": "maybe"}, [], "OPTIMISATION"),
+        ({}, ["--port", "70000"], "UPTIMED_PORT"),
+        ({}, ["--config", "missing.toml"], "missing.toml"),
+        ({"UPTIMED_CONFIG": "bad.toml"}, [], "bad.toml"),
+        ({}, ["--log-level", "LOUD"], "UPTIMED_LOG_LEVEL"),
+    ],
+    ids=[
+        "db-scheme",
+        "rate-limit",
+        "optimisation",
+        "port",
+        "missing-config",
+        "bad-toml",
+        "log-level",
+    ],
+)
+async def test_bad_config_exits_nonzero_with_one_line(
+    tmp_path: Path, env: dict[str, str], args: list[str], names: str
+) -> None:
+    (tmp_path / "bad.toml").write_text("port = [unclosed\n")
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *uptimed_command(), "--port", str(free_port()), *args,
+        cwd=tmp_path,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode not in (0, None)
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert names in lines[0] and "Traceback" not in lines[0]
+    assert time.monotonic() - started < 5  # about a second on an idle machine; CI is shared
