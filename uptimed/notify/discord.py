@@ -1,0 +1,358 @@
+"""Discord execute-webhook: a pure payload builder and a transport that only classifies.
+
+The contract is shared/discord/README.md and execute-webhook.schema.json. Every payload
+``build_payload`` returns is valid for any input: text is flattened to one line, cut to
+Discord's limits with "…", and never left blank, because Discord answers 400 to an
+over-long or empty field and a 400 disables the webhook.
+
+Lengths are counted in UTF-16 code units. Discord does not say whether it counts code
+points or UTF-16 units; UTF-16 is never the smaller count, so text cut to fit it fits either.
+
+Units of ``retry_after`` (the pre-v8 gotcha): from API v8 on, Discord sends seconds; before
+v8 it sent milliseconds, and unversioned ``/api/webhooks/...`` URLs (what the Discord UI
+hands out) are reported to still reach a pre-v8 version. The rule, in ``parse_retry_after``:
+
+* the URL names ``/api/v8/`` or later -> the value is seconds, always;
+* otherwise (unversioned, ``/api/v6/``, or URL unknown) a value above ``MS_THRESHOLD`` (60)
+  is milliseconds and is divided by 1000, and a value up to 60 is taken as seconds.
+
+A per-webhook wait over a minute is not expected, while a millisecond value is usually
+hundreds or thousands. When the value is ambiguous (1..60 on an old URL), reading it as
+seconds makes us wait too long. That only delays an alert. Reading it as milliseconds could
+resend at once, and more 429s count toward Cloudflare's invalid-request ban. Use ``/api/v10/``
+URLs to avoid the question.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from uptimed import __version__
+from uptimed.models import Event, EventKind, Status, iso_ms
+from uptimed.notify import DEFAULT_TIMEOUT, Delivery, NotifyError
+
+RED = 0xE74C3C
+GREEN = 0x2ECC71
+GREY = 0x95A5A6
+
+USERNAME = "uptimed"  # must not contain "discord" or "clyde"
+FOOTER = "uptimed"
+USER_AGENT = f"DiscordBot (https://github.com/uptimed/uptimed, {__version__})"
+
+TITLE_MAX = 256
+FIELD_VALUE_MAX = 1024
+URL_MAX = 2048
+ELLIPSIS = "…"
+MS_THRESHOLD = 60.0  # see the module docstring
+
+_HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+_URI = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+_API_VERSION = re.compile(r"/api/v(\d+)/", re.IGNORECASE)
+_TOKEN = re.compile(r"/webhooks/\d+/([^/?#\s]+)")
+_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+
+
+# --- payload ------------------------------------------------------------------------------
+
+
+def build_payload(event: Event) -> dict[str, Any]:
+    """The execute-webhook JSON for one event: one embed, no pings, within every limit."""
+    prefix, suffix, color = _headline(event)
+    name_max = TITLE_MAX - _u16(prefix) - _u16(suffix)
+    embed: dict[str, Any] = {
+        "title": prefix + _text(event.site_name, name_max, "(unnamed site)") + suffix,
+        "color": color,
+        "fields": _fields(event),
+        "timestamp": iso_ms(event.at),
+        "footer": {"text": FOOTER},
+    }
+    if event.kind is EventKind.TEST:
+        embed["description"] = "uptimed can post to this webhook."
+    elif event.kind is EventKind.ENDED:
+        embed["description"] = "The site was removed; uptimed no longer checks it."
+    if link := _embed_url(event.site_url):
+        embed["url"] = link
+    # Worst case (every input at its cap) is about 2,400 of the 6,000 units allowed across
+    # embeds, so no further cut is needed; test_payload_stays_valid_for_extreme_input pins it.
+    return {"username": USERNAME, "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+def format_duration(ms: int) -> str:
+    """The largest non-zero unit and the one below it, if non-zero: "4m 12s", "2h", "0s"."""
+    rest, parts = max(0, ms) // 1000, []
+    for unit, size in _UNITS:
+        count, rest = divmod(rest, size)
+        parts.append((count, unit))
+    first = next((i for i, (count, _) in enumerate(parts) if count), len(parts))
+    return " ".join(f"{count}{unit}" for count, unit in parts[first : first + 2] if count) or "0s"
+
+
+def _headline(event: Event) -> tuple[str, str, int]:
+    """Title prefix, title suffix and colour; the site name goes between the two."""
+    match event.kind, event.status:
+        case EventKind.DOWN, _:
+            return "🔴 ", " is DOWN", RED
+        case EventKind.UP, _:
+            return "🟢 ", " is UP", GREEN
+        case EventKind.STARTED, Status.UP:
+            return "🟢 Monitoring started: ", " is UP", GREEN
+        case EventKind.STARTED, Status.DOWN:
+            return "🔴 Monitoring started: ", " is DOWN", RED
+        case EventKind.STARTED, _:
+            return "⚪ Monitoring started: ", "", GREY
+        case EventKind.ENDED, _:
+            return "⚪ Monitoring ended: ", "", GREY
+        case _:
+            return "🔔 Test message for ", "", GREY
+
+
+def _fields(event: Event) -> list[dict[str, Any]]:
+    fields = [_field("URL", _text(event.site_url, FIELD_VALUE_MAX, "(none)"))]
+    is_down = event.kind is EventKind.DOWN or (
+        event.kind is EventKind.STARTED and event.status is Status.DOWN
+    )
+    if is_down:
+        fields.append(_field("Reason", _text(event.reason, FIELD_VALUE_MAX, "unknown")))
+    if event.response_time_ms is not None:
+        fields.append(_field("Response time", f"{event.response_time_ms} ms", inline=True))
+    if event.kind in (EventKind.DOWN, EventKind.UP) and event.down_since is not None:
+        # Discord renders <t:…:f> in each reader's own time zone.
+        fields.append(_field("Down since", f"<t:{event.down_since // 1000}:f>", inline=True))
+        if event.kind is EventKind.UP:
+            downtime = format_duration(event.at - event.down_since)
+            fields.append(_field("Downtime", downtime, inline=True))
+    return fields
+
+
+def _field(name: str, value: str, *, inline: bool = False) -> dict[str, Any]:
+    return {"name": name, "value": value, "inline": inline}
+
+
+def _u16(text: str) -> int:
+    """Length in UTF-16 code units (astral characters such as most emoji count twice)."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+def _clean(text: str | None) -> str:
+    """One line: control characters and whitespace runs become one space, ends trimmed
+    (Discord trims before counting), lone surrogates (unencodable) become U+FFFD."""
+    chars = (
+        "\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else " " if unicodedata.category(c) == "Cc" else c
+        for c in text or ""
+    )
+    return " ".join("".join(chars).split())
+
+
+def _text(value: str | None, limit: int, fallback: str) -> str:
+    """Cleaned and cut ``value``, or ``fallback`` when nothing visible is left (Discord
+    rejects empty field values and may strip format characters such as U+200B)."""
+    text = _clean(value)
+    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+        return fallback
+    return _clip(text, limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` if it fits ``limit`` UTF-16 units, else its longest prefix that fits with "…"."""
+    if _u16(text) <= limit:
+        return text
+    used = 0
+    for end, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit - len(ELLIPSIS):
+            return text[:end].rstrip() + ELLIPSIS
+    return text  # pragma: no cover - the length check above returned already
+
+
+def _embed_url(site_url: str) -> str | None:
+    """The site URL as a clickable title link, or None when Discord would reject it."""
+    try:
+        url = URL(site_url)
+        text = str(url)  # percent-encodes spaces and non-ASCII, IDNA-encodes the host
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    if url.scheme not in ("http", "https") or not url.host:
+        return None
+    if len(text) > URL_MAX or not _URI.fullmatch(text):
+        return None
+    return text
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+def parse_retry_after(
+    status: int, headers: Mapping[str, str], body: object, *, url: str | None = None
+) -> tuple[float | None, bool]:
+    """Seconds to wait and whether the limit is global, from a 429 (or a 5xx's header).
+
+    The 429 body's ``retry_after`` wins over the ``Retry-After`` header. Milliseconds are
+    converted by the rule in the module docstring, which needs the webhook ``url``. For other
+    statuses only the standard ``Retry-After`` header (seconds) is read. Returns
+    ``(None, is_global)`` when no usable number is present; never a negative wait.
+    """
+    h = CIMultiDict(headers)
+    rate_limited = status == 429
+    is_global = rate_limited and (
+        (isinstance(body, dict) and body.get("global") is True)
+        or h.get("X-RateLimit-Global", "").strip().lower() == "true"
+        or h.get("X-RateLimit-Scope", "").strip().lower() == "global"
+    )
+    value = _number(body.get("retry_after")) if rate_limited and isinstance(body, dict) else None
+    if value is None:
+        value = _number(h.get("Retry-After"))  # an HTTP-date is not a number: ignored
+    if value is None:
+        return None, is_global
+    if rate_limited and not _speaks_seconds(url) and value > MS_THRESHOLD:
+        value /= 1000
+    return max(0.0, value), is_global
+
+
+def _speaks_seconds(url: str | None) -> bool:
+    """True when the URL pins API v8 or later, whose rate-limit values are seconds."""
+    match = _API_VERSION.search(url.split("?", 1)[0]) if url else None
+    return match is not None and int(match[1]) >= 8
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class DiscordNotifier:
+    """POSTs one payload to a Discord webhook and classifies the answer (see uptimed.notify).
+
+    Stateless: the session, the timeout and the retry loop all belong to the caller. Redirects
+    are not followed, since aiohttp would replay a POST as a GET (which on a webhook URL returns
+    200 without posting anything). A session made with ``raise_for_status`` is overridden.
+    """
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Delivery:
+        """Returns a ``Delivery`` on 2xx; raises ``NotifyError`` for anything else."""
+        data = json.dumps(payload).encode()  # ASCII escapes: valid even with odd code points
+        try:
+            async with session.post(
+                url,
+                data=data,
+                headers=_HEADERS,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+                raise_for_status=False,
+            ) as response:
+                raw = await response.read()
+                status, headers, reason = response.status, response.headers, response.reason
+        except TimeoutError as exc:  # aiohttp's timeouts subclass it
+            raise NotifyError(f"timeout after {timeout:g}s", permanent=False) from exc
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+            raise NotifyError("invalid webhook URL", permanent=True) from exc
+        except aiohttp.ClientError as exc:
+            raise NotifyError(_redact(_describe(exc), url), permanent=False) from exc
+        return _classify(status, headers, raw, url=url, reason=reason)
+
+
+def _classify(
+    status: int, headers: Mapping[str, str], raw: bytes, *, url: str, reason: str | None
+) -> Delivery:
+    if 200 <= status < 300:
+        return Delivery(
+            status,
+            remaining=_int(headers.get("X-RateLimit-Remaining")),
+            reset_after=_number(headers.get("X-RateLimit-Reset-After")),
+        )
+    body = _json(raw)
+    if status == 429:
+        retry_after, is_global = parse_retry_after(status, headers, body, url=url)
+        wait = "no retry_after given" if retry_after is None else f"retry after {retry_after:g}s"
+        scope = "globally " if is_global else ""
+        raise NotifyError(
+            f"Discord answered 429: {scope}rate limited, {wait}",
+            permanent=False,
+            retry_after=retry_after,
+            is_global=is_global,
+            status=status,
+        )
+    message = f"Discord answered {status}: {_explain(body) or reason or 'no details'}"
+    if status >= 500:
+        retry_after, _ = parse_retry_after(status, headers, body, url=url)
+        raise NotifyError(message, permanent=False, retry_after=retry_after, status=status)
+    if 300 <= status < 400:
+        message += " (a redirect: check the webhook URL)"
+    raise NotifyError(message, permanent=True, status=status)
+
+
+def _json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _explain(body: object) -> str:
+    """Discord's own words: "Unknown Webhook (code 10015)", plus where a 50035 points."""
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return ""
+    text = _clip(_clean(body["message"]), 200)
+    if isinstance(body.get("code"), int) and not isinstance(body["code"], bool):
+        text += f" (code {body['code']})"
+    if problems := _form_errors(body.get("errors"), ""):
+        text += ": " + _clip("; ".join(problems), 300)
+    return text
+
+
+def _form_errors(errors: object, path: str) -> list[str]:
+    """Flattens Discord's nested ``{"embeds": {"0": {"title": {"_errors": [...]}}}}``."""
+    if not isinstance(errors, dict):
+        return []
+    found = [
+        f"{path or 'body'}: {item.get('message')}"
+        for item in errors.get("_errors", [])
+        if isinstance(item, dict)
+    ]
+    for key, value in errors.items():
+        if key != "_errors":
+            found += _form_errors(value, f"{path}.{key}" if path else str(key))
+    return found
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _redact(text: str, url: str) -> str:
+    """Hides the webhook token, a secret, from text headed for logs and the database."""
+    if match := _TOKEN.search(url):
+        text = text.replace(match[0], match[0].removesuffix(match[1]) + "<token>")
+    return text
