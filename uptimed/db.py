@@ -14,8 +14,9 @@ broken disk and propagates.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import aiosqlite
 from uptimed.models import (
     CheckResult,
     HistoryRow,
+    OutboxMessage,
     Site,
     SiteIn,
     SiteState,
@@ -67,6 +69,27 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX webhooks_site ON webhooks (site_id);
     """,
+    # 1 -> 2: the outbox. A message row is written in the transaction of the transition it tells
+    # about, with a snapshot of the URL and the payload, so it survives a crash, a restart and
+    # the deletion of its site and webhook. It is delivered in id order per URL.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        webhook_id INTEGER REFERENCES webhooks(id) ON DELETE SET NULL,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        delivered_at INTEGER,
+        failed_at INTEGER
+    );
+    CREATE INDEX outbox_pending ON outbox (url, id)
+        WHERE delivered_at IS NULL AND failed_at IS NULL;
+    CREATE INDEX outbox_webhook ON outbox (webhook_id);
+    ALTER TABLE webhooks ADD COLUMN last_delivery_at INTEGER;
+    ALTER TABLE webhooks ADD COLUMN last_error TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -81,12 +104,37 @@ def _site(row: sqlite3.Row) -> Site:
     return Site.model_construct(**dict(row))
 
 
+_WEBHOOK_SELECT = (
+    "SELECT w.id, w.site_id, w.url, w.created_at, w.last_delivery_at, w.last_error,"
+    " (SELECT count(*) FROM outbox o WHERE o.webhook_id = w.id"
+    "  AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending"
+    " FROM webhooks w"
+)
+_PENDING = "delivered_at IS NULL AND failed_at IS NULL"
+
+
 def _webhook(row: sqlite3.Row) -> Webhook:
     return Webhook.model_construct(
         id=row["id"],
         site_id=row["site_id"],
         discord_webhook_url=row["url"],
         created_at=row["created_at"],
+        last_delivery_at=row["last_delivery_at"],
+        last_error=row["last_error"],
+        pending=row["pending"],
+    )
+
+
+_HISTORY_SELECT = "SELECT status, response_time_ms, checked_at, status_since, reason FROM history"
+
+
+def _history_row(row: sqlite3.Row) -> HistoryRow:
+    return HistoryRow.model_construct(
+        status=Status(row[0]),
+        response_time_ms=row[1],
+        last_checked=row[2],
+        last_status_change=row[3],
+        reason=row[4],
     )
 
 
@@ -188,14 +236,20 @@ class Store:
                 return _site(row)
         raise NotFound("Site not found")
 
-    async def delete_site(self, site_id: int) -> Site:
-        """Delete the site; its webhooks and history go with it (ON DELETE CASCADE)."""
-        site = await self.get_site(site_id)
+    async def delete_site(self, site_id: int, *, farewell: str | None = None, now: int = 0) -> None:
+        """Delete the site; its webhooks and history go with it (ON DELETE CASCADE).
+
+        ``farewell`` (a JSON payload) is queued for each of its webhooks in the same transaction,
+        so "Monitoring ended" goes out although the site and its webhooks are gone.
+        """
+        if not _valid_id(site_id):
+            raise NotFound("Site not found")
         async with self._transaction() as db:
+            if farewell is not None:
+                await self._queue(db, site_id, farewell, now)
             cur = await db.execute("DELETE FROM sites WHERE id = ?", (site_id,))
             if cur.rowcount == 0:
                 raise NotFound("Site not found")
-        return site
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
         """Each site's current status, and when it was last checked (None: never)."""
@@ -220,11 +274,13 @@ class Store:
         transition: Transition | None,
         *,
         append_unchanged: bool,
+        message: str | None = None,
     ) -> bool:
-        """Write one check result (and its transition) in one transaction.
+        """Write one check result, its transition and its messages in one transaction.
 
         ``state`` is the status after this check. With ``append_unchanged`` False a check whose
         status did not change updates the latest history row in place instead of adding one.
+        ``message`` (a JSON payload) is queued in the outbox for each webhook of the site.
         Returns False, writing nothing, when the site was deleted while it was being checked.
         """
         async with self._transaction() as db:
@@ -248,49 +304,93 @@ class Store:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (site_id, result.status, *row, state.since),
                 )
+            if message is not None:
+                await self._queue(db, site_id, message, result.checked_at)
         return True
+
+    @staticmethod
+    async def _queue(db: aiosqlite.Connection, site_id: int, payload: str, now: int) -> None:
+        await db.execute(
+            "INSERT INTO outbox (webhook_id, url, payload, created_at)"
+            " SELECT id, url, ?, ? FROM webhooks WHERE site_id = ? ORDER BY id",
+            (payload, now, site_id),
+        )
 
     async def history(self, site_id: int) -> list[HistoryRow]:
         await self.get_site(site_id)
         async with self._conn.execute(
-            "SELECT status, response_time_ms, checked_at, status_since, reason FROM history"
-            " WHERE site_id = ? ORDER BY checked_at, id",
-            (site_id,),
+            f"{_HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at, id", (site_id,)
         ) as cur:
-            return [
-                HistoryRow.model_construct(
-                    status=Status(row[0]),
-                    response_time_ms=row[1],
-                    last_checked=row[2],
-                    last_status_change=row[3],
-                    reason=row[4],
-                )
-                async for row in cur
-            ]
+            return [_history_row(row) async for row in cur]
 
     # --- webhooks ----------------------------------------------------------------------------
 
-    async def insert_webhook(self, data: WebhookIn, now: int) -> Webhook:
+    async def insert_webhook(
+        self,
+        data: WebhookIn,
+        now: int,
+        greeting: Callable[[Site, HistoryRow], str] | None = None,
+    ) -> Webhook:
+        """Store a webhook; if its site has already left INITIAL, queue ``greeting(site, latest)``.
+
+        Without the greeting a webhook added after the first check (the usual order: create
+        the site, then its webhook) would never hear "Monitoring started". Reading the status
+        inside the write transaction means a concurrent first check sends it exactly once.
+        """
         if not _valid_id(data.site_id):
             raise NotFound("Site not found")
         async with self._transaction() as db:
-            try:
-                cur = await db.execute(
-                    "INSERT INTO webhooks (site_id, url, created_at) VALUES (?, ?, ?)",
-                    (data.site_id, data.discord_webhook_url, now),
+            async with db.execute(
+                f"SELECT {_SITE_COLUMNS}, status FROM sites WHERE id = ?", (data.site_id,)
+            ) as cur:
+                site_row = await cur.fetchone()
+            if site_row is None:
+                raise NotFound("Site not found")
+            cur = await db.execute(
+                "INSERT INTO webhooks (site_id, url, created_at) VALUES (?, ?, ?)",
+                (data.site_id, data.discord_webhook_url, now),
+            )
+            webhook_id = cur.lastrowid
+            pending = 0
+            if greeting is not None and site_row["status"] != Status.INITIAL:
+                async with db.execute(
+                    f"{_HISTORY_SELECT} WHERE site_id = ? ORDER BY id DESC LIMIT 1",
+                    (data.site_id,),
+                ) as cur:
+                    latest = _history_row(await cur.fetchone())  # type: ignore[arg-type]
+                site = Site.model_construct(**{k: site_row[k] for k in Site.model_fields})
+                await db.execute(
+                    "INSERT INTO outbox (webhook_id, url, payload, created_at) VALUES (?, ?, ?, ?)",
+                    (webhook_id, data.discord_webhook_url, greeting(site, latest), now),
                 )
-            except sqlite3.IntegrityError:  # the site does not exist (foreign key)
-                raise NotFound("Site not found") from None
-        return Webhook.model_construct(**data.model_dump(), id=cur.lastrowid, created_at=now)
+                pending = 1
+        return Webhook.model_construct(
+            **data.model_dump(),
+            id=webhook_id,
+            created_at=now,
+            last_delivery_at=None,
+            last_error=None,
+            pending=pending,
+        )
 
     async def list_webhooks(self, site_id: int | None = None) -> list[Webhook]:
         if site_id is None:
-            sql, args = "SELECT * FROM webhooks ORDER BY id", ()
+            sql, args = f"{_WEBHOOK_SELECT} ORDER BY w.id", ()
         else:
             await self.get_site(site_id)
-            sql, args = "SELECT * FROM webhooks WHERE site_id = ? ORDER BY id", (site_id,)
+            sql, args = f"{_WEBHOOK_SELECT} WHERE w.site_id = ? ORDER BY w.id", (site_id,)
         async with self._conn.execute(sql, args) as cur:
             return [_webhook(row) async for row in cur]
+
+    async def get_webhook(self, webhook_id: int) -> Webhook:
+        if _valid_id(webhook_id):
+            async with self._conn.execute(
+                f"{_WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return _webhook(row)
+        raise NotFound("Webhook not found")
 
     async def delete_webhook(self, webhook_id: int) -> None:
         if _valid_id(webhook_id):
@@ -299,3 +399,69 @@ class Store:
                 if cur.rowcount:
                     return
         raise NotFound("Webhook not found")
+
+    async def record_webhook_result(self, url: str, now: int, error: str | None) -> None:
+        """Note on every webhook with this URL how its last delivery (or test) went."""
+        async with self._transaction() as db:
+            if error is None:
+                await db.execute(
+                    "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL WHERE url = ?",
+                    (now, url),
+                )
+            else:
+                await db.execute("UPDATE webhooks SET last_error = ? WHERE url = ?", (error, url))
+
+    # --- outbox ------------------------------------------------------------------------------
+
+    async def pending_urls(self) -> list[str]:
+        """The webhook URLs with undelivered messages, oldest waiting first."""
+        async with self._conn.execute(
+            f"SELECT url FROM outbox WHERE {_PENDING} GROUP BY url ORDER BY min(id)"
+        ) as cur:
+            return [row[0] async for row in cur]
+
+    async def next_message(self, url: str) -> OutboxMessage | None:
+        """The oldest undelivered message for ``url``: messages to one webhook go in order."""
+        async with self._conn.execute(
+            "SELECT id, url, payload, created_at, attempts FROM outbox"
+            f" WHERE url = ? AND {_PENDING}"
+            " ORDER BY id LIMIT 1",
+            (url,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return OutboxMessage(
+            id=row[0], url=row[1], payload=json.loads(row[2]), created_at=row[3], attempts=row[4]
+        )
+
+    async def mark_delivered(self, message: OutboxMessage, now: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL"
+                " WHERE id = ?",
+                (now, message.id),
+            )
+            await db.execute(
+                "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL WHERE url = ?",
+                (now, message.url),
+            )
+
+    async def mark_attempt(self, message: OutboxMessage, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error, message.id),
+            )
+
+    async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
+        """Give up on a message; the error shows on its webhooks as ``last_error``."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET failed_at = ?, attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (now, error, message.id),
+            )
+            await db.execute(
+                "UPDATE webhooks SET last_error = ? WHERE url = ?", (error, message.url)
+            )

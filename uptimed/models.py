@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -89,6 +89,9 @@ class WebhookIn(_In):
 class Webhook(WebhookIn):
     id: int
     created_at: Timestamp
+    last_delivery_at: Timestamp | None = None
+    last_error: str | None = None
+    pending: int = Field(0, description="messages not yet delivered to this webhook")
 
 
 class HistoryRow(BaseModel):
@@ -161,3 +164,13 @@ class Event(BaseModel):
     reason: str | None = None  # why DOWN ("HTTP 503", "timeout after 10s", ...)
     response_time_ms: int | None = None
     down_since: int | None = None  # epoch ms the outage began (DOWN and UP events)
+
+
+class OutboxMessage(BaseModel):
+    """A queued Discord message: the URL and payload were snapshotted when it was queued."""
+
+    id: int
+    url: str
+    payload: dict[str, Any]
+    created_at: int
+    attempts: int = 0
