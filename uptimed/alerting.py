@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from uptimed.models import CheckResult, SiteState, Transition
+from uptimed.models import (
+    CheckResult,
+    Event,
+    EventKind,
+    HistoryRow,
+    Site,
+    SiteState,
+    Status,
+    Transition,
+)
 
 
 def next_state(
@@ -24,3 +33,50 @@ def next_state(
         response_time_ms=result.response_time_ms,
     )
     return SiteState(status=result.status, since=result.checked_at), transition
+
+
+def event_for(site: Site, transition: Transition) -> Event:
+    """What to tell Discord about a transition: start of monitoring, outage, or recovery."""
+    if transition.previous is Status.INITIAL:
+        kind = EventKind.STARTED
+    elif transition.current is Status.DOWN:
+        kind = EventKind.DOWN
+    else:
+        kind = EventKind.UP
+    if kind is EventKind.UP:
+        down_since: int | None = transition.previous_since
+    else:
+        down_since = transition.at if transition.current is Status.DOWN else None
+    return Event(
+        kind=kind,
+        site_name=site.name,
+        site_url=site.url,
+        at=transition.at,
+        status=transition.current,
+        reason=transition.reason if transition.current is Status.DOWN else None,
+        response_time_ms=transition.response_time_ms,
+        down_since=down_since,
+    )
+
+
+def started_event(site: Site, latest: HistoryRow) -> Event:
+    """ "Monitoring started" for a webhook added after the site's first check."""
+    is_down = latest.status is Status.DOWN
+    return Event(
+        kind=EventKind.STARTED,
+        site_name=site.name,
+        site_url=site.url,
+        at=latest.last_status_change,
+        status=latest.status,
+        reason=latest.reason if is_down else None,
+        response_time_ms=latest.response_time_ms,
+        down_since=latest.last_status_change if is_down else None,
+    )
+
+
+def ended_event(site: Site, now: int) -> Event:
+    return Event(kind=EventKind.ENDED, site_name=site.name, site_url=site.url, at=now)
+
+
+def trial_event(site: Site, now: int) -> Event:
+    return Event(kind=EventKind.TEST, site_name=site.name, site_url=site.url, at=now)

@@ -1,8 +1,9 @@
 """The app factory: it only wires parts together, each resource in its own cleanup context.
 
-Start order (reverse on exit): store -> HTTP client -> monitor and scheduler. So on SIGTERM
-the scheduler stops and in-flight checks finish first, then the client closes, then the
-database: nothing is written to a closed connection.
+Start order (reverse on exit): store -> HTTP clients -> outbox dispatcher -> monitor and
+scheduler. So on SIGTERM the scheduler stops and in-flight checks finish first (their messages
+are committed), then delivery stops (undelivered messages stay queued for the next start), then
+the clients close, then the database: nothing is written to a closed connection.
 """
 
 from __future__ import annotations
@@ -24,10 +25,23 @@ from uptimed.api.middleware import (
     security_headers,
 )
 from uptimed.api.ratelimit import SlidingWindow
-from uptimed.app_keys import CLOCK, HTTP, MONITOR, SCHEDULER, SETTINGS, STORE, Clock
+from uptimed.app_keys import (
+    CLOCK,
+    DISPATCHER,
+    HTTP,
+    MONITOR,
+    NOTIFIER,
+    NOTIFY_HTTP,
+    SCHEDULER,
+    SETTINGS,
+    STORE,
+)
+from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store
 from uptimed.monitor import Monitor
+from uptimed.notify import NOTIFIERS
+from uptimed.notify.outbox import Dispatcher
 from uptimed.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -68,6 +82,30 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[HTTP].close()
 
 
+async def notify_http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Discord gets its own pooled session: a hanging Discord cannot touch the checks' pool."""
+    app[NOTIFY_HTTP] = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    yield
+    await app[NOTIFY_HTTP].close()
+
+
+async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[DISPATCHER] = Dispatcher(
+        app[STORE],
+        app[NOTIFY_HTTP],
+        app[NOTIFIER],
+        clock=app[CLOCK],
+        timeout=settings.discord_timeout_seconds,
+        give_up_after=settings.discord_give_up_after_seconds,
+        backoff_initial=settings.discord_backoff_initial_seconds,
+        backoff_max=settings.discord_backoff_max_seconds,
+    )
+    app[DISPATCHER].start()
+    yield
+    await app[DISPATCHER].stop()
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     monitor = Monitor(
@@ -78,6 +116,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         max_concurrent=settings.max_concurrent_checks,
         append_unchanged=not settings.optimisation,
         clock=app[CLOCK].now,
+        on_message=app[DISPATCHER].wake,
     )
     sites = await app[STORE].list_sites()
     states = await app[STORE].site_states()
@@ -107,7 +146,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app.cleanup_ctx.extend([store_ctx, http_ctx, scheduler_ctx])
+    app[NOTIFIER] = NOTIFIERS["discord"]()
+    app.cleanup_ctx.extend([store_ctx, http_ctx, notify_http_ctx, dispatcher_ctx, scheduler_ctx])
     app.on_response_prepare.append(security_headers)
     setup_routes(app)
     return app

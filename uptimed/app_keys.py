@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import aiohttp
 from aiohttp import web
 
+from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store
 from uptimed.monitor import Monitor
+from uptimed.notify import Notifier
+from uptimed.notify.outbox import Dispatcher
 from uptimed.scheduler import Scheduler
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Time, injectable so tests can move it: ``now`` is epoch seconds (what rows record),
-    ``monotonic`` measures intervals (rate-limit windows) and never jumps with NTP."""
-
-    now: Callable[[], float] = field(default=time.time)
-    monotonic: Callable[[], float] = field(default=time.monotonic)
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 STORE = web.AppKey("store", Store)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
+HTTP = web.AppKey("http", aiohttp.ClientSession)  # checks: a new connection per check
+NOTIFY_HTTP = web.AppKey("notify_http", aiohttp.ClientSession)  # Discord: pooled
+NOTIFIER = web.AppKey("notifier", Notifier)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 MONITOR = web.AppKey("monitor", Monitor)
 SCHEDULER = web.AppKey("scheduler", Scheduler)

@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         5, ge=0, validation_alias=AliasChoices("UPTIMED_SHUTDOWN_GRACE_SECONDS")
     )
+    # Discord delivery: per-POST timeout, how long to keep retrying a message that fails
+    # transiently (5xx, timeouts, network) before marking it failed, and the backoff bounds.
+    discord_timeout_seconds: float = Field(
+        10, gt=0, le=120, validation_alias=AliasChoices("UPTIMED_DISCORD_TIMEOUT_SECONDS")
+    )
+    discord_give_up_after_seconds: float = Field(
+        86400, gt=0, validation_alias=AliasChoices("UPTIMED_DISCORD_GIVE_UP_AFTER_SECONDS")
+    )
+    discord_backoff_initial_seconds: float = Field(
+        1, gt=0, validation_alias=AliasChoices("UPTIMED_DISCORD_BACKOFF_INITIAL_SECONDS")
+    )
+    discord_backoff_max_seconds: float = Field(
+        300, gt=0, validation_alias=AliasChoices("UPTIMED_DISCORD_BACKOFF_MAX_SECONDS")
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

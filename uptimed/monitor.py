@@ -8,16 +8,18 @@ only after a commit), so a check costs one write and no read. Checks of one site
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 
 import aiohttp
 
-from uptimed.alerting import next_state
+from uptimed.alerting import event_for, next_state
 from uptimed.checker import check_site
 from uptimed.db import Store
 from uptimed.models import Site, SiteState, Status
+from uptimed.notify.discord import build_payload
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ class Monitor:
 
     Keyword arguments: ``timeout`` per request in seconds, ``retries`` extra tries on network
     errors, ``max_concurrent`` checks in flight at once, ``append_unchanged`` False for
-    ``OPTIMISATION=1``, ``clock`` returns epoch seconds.
+    ``OPTIMISATION=1``, ``clock`` returns epoch seconds, ``on_message`` is called after a
+    transition's messages are committed (it wakes the outbox; it must not block).
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class Monitor:
         max_concurrent: int,
         append_unchanged: bool,
         clock: Callable[[], float] = time.time,
+        on_message: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._session = session
@@ -48,6 +52,7 @@ class Monitor:
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._append_unchanged = append_unchanged
         self._clock = clock
+        self._on_message = on_message
         self._inflight: set[asyncio.Task[object]] = set()
         self.states: dict[int, SiteState] = {}
 
@@ -83,11 +88,21 @@ class Monitor:
         if previous is None:  # deleted while it was being checked
             return
         state, transition = next_state(site.id, previous, result)
+        message = None
+        if transition is not None:
+            message = json.dumps(build_payload(event_for(site, transition)))
         written = await self._store.record_check(
-            site.id, result, state, transition, append_unchanged=self._append_unchanged
+            site.id,
+            result,
+            state,
+            transition,
+            append_unchanged=self._append_unchanged,
+            message=message,
         )
         if written and site.id in self.states:
             self.states[site.id] = state
+        if written and message is not None:
+            self._on_message()
         if transition is not None:
             log.info(
                 "transition site=%d %s->%s reason=%r rtt_ms=%d",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
+from uptimed.alerting import ended_event
 from uptimed.api.validation import parse_body, path_id
-from uptimed.app_keys import CLOCK, MONITOR, SCHEDULER, STORE
+from uptimed.app_keys import CLOCK, DISPATCHER, MONITOR, SCHEDULER, STORE
 from uptimed.models import SiteIn
+from uptimed.notify.discord import build_payload
 
 routes = web.RouteTableDef()
 
@@ -35,11 +39,14 @@ async def get_site(request: web.Request) -> web.Response:
 
 @routes.delete("/sites/{id}")
 async def delete_site(request: web.Request) -> web.Response:
-    site_id = path_id(request)
     app = request.app
-    await app[STORE].delete_site(site_id)
-    app[SCHEDULER].unschedule(site_id)
-    app[MONITOR].remove(site_id)
+    site = await app[STORE].get_site(path_id(request))
+    now = app[CLOCK].now_ms()
+    farewell = json.dumps(build_payload(ended_event(site, now)))
+    await app[STORE].delete_site(site.id, farewell=farewell, now=now)
+    app[SCHEDULER].unschedule(site.id)
+    app[MONITOR].remove(site.id)
+    app[DISPATCHER].wake()
     return web.json_response({"detail": "Site deleted successfully"})
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
+from uptimed.alerting import started_event, trial_event
+from uptimed.api.middleware import ApiError
 from uptimed.api.validation import parse_body, path_id
-from uptimed.app_keys import CLOCK, STORE
-from uptimed.models import WebhookIn
+from uptimed.app_keys import CLOCK, DISPATCHER, NOTIFIER, NOTIFY_HTTP, SETTINGS, STORE
+from uptimed.models import HistoryRow, Site, WebhookIn
+from uptimed.notify import NotifyError
+from uptimed.notify.discord import build_payload
 
 routes = web.RouteTableDef()
 
@@ -15,8 +21,14 @@ routes = web.RouteTableDef()
 async def create_webhook(request: web.Request) -> web.Response:
     data = await parse_body(request, WebhookIn)
     app = request.app
-    webhook = await app[STORE].insert_webhook(data, now=app[CLOCK].now_ms())
+    webhook = await app[STORE].insert_webhook(data, now=app[CLOCK].now_ms(), greeting=_greeting)
+    if webhook.pending:
+        app[DISPATCHER].wake()
     return web.json_response(webhook.model_dump(mode="json"))
+
+
+def _greeting(site: Site, latest: HistoryRow) -> str:
+    return json.dumps(build_payload(started_event(site, latest)))
 
 
 @routes.get("/webhooks")
@@ -35,3 +47,28 @@ async def site_webhooks(request: web.Request) -> web.Response:
 async def delete_webhook(request: web.Request) -> web.Response:
     await request.app[STORE].delete_webhook(path_id(request))
     return web.json_response({"detail": "Webhook deleted successfully"})
+
+
+@routes.post("/webhooks/{id}/test")
+async def test_webhook(request: web.Request) -> web.Response:
+    """Send a test message now, outside the outbox, and report what Discord answered."""
+    app = request.app
+    store = app[STORE]
+    webhook = await store.get_webhook(path_id(request))
+    site = await store.get_site(webhook.site_id)
+    now = app[CLOCK].now_ms()
+    payload = build_payload(trial_event(site, now))
+    try:
+        delivery = await app[NOTIFIER].send(
+            app[NOTIFY_HTTP],
+            webhook.discord_webhook_url,
+            payload,
+            timeout=app[SETTINGS].discord_timeout_seconds,
+        )
+    except NotifyError as e:
+        await store.record_webhook_result(webhook.discord_webhook_url, now, str(e))
+        raise ApiError(502, f"Test message not delivered: {e}") from None
+    await store.record_webhook_result(webhook.discord_webhook_url, now, None)
+    return web.json_response(
+        {"detail": "Test message delivered", "discord_status": delivery.status}
+    )
