@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from uptimed.app import create_app
-from uptimed.app_keys import Clock
+from uptimed.clock import Clock
 from uptimed.config import Settings
 
 USER, PASSWORD = "alice", "s3cret-pass"

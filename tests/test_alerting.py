@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from uptimed.alerting import next_state
-from uptimed.models import CheckResult, SiteState, Status
+from uptimed.alerting import event_for, next_state
+from uptimed.models import CheckResult, EventKind, Site, SiteState, Status, Transition
 
 INI, U, D = Status.INITIAL, Status.UP, Status.DOWN
 
@@ -41,3 +41,37 @@ def test_transitions(
         assert got.reason == reason
         assert got.response_time_ms == 12
         assert state == SiteState(status=seen, since=5_000)
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "kind", "down_since"),
+    [
+        (INI, U, EventKind.STARTED, None),
+        (INI, D, EventKind.STARTED, 5_000),
+        (U, D, EventKind.DOWN, 5_000),
+        (D, U, EventKind.UP, 1_000),
+    ],
+    ids=["started-up", "started-down", "down", "recovery"],
+)
+def test_event_for_transition(
+    previous: Status, current: Status, kind: EventKind, down_since: int | None
+) -> None:
+    site = Site(id=7, url="http://x", name="Shop", created_at=0)
+    transition = Transition(
+        site_id=7,
+        previous=previous,
+        current=current,
+        at=5_000,
+        previous_since=1_000,
+        reason="HTTP 503" if current is D else None,
+        response_time_ms=12,
+    )
+    event = event_for(site, transition)
+    assert (event.kind, event.status, event.at, event.down_since) == (
+        kind,
+        current,
+        5_000,
+        down_since,
+    )
+    assert event.reason == ("HTTP 503" if current is D else None)
+    assert (event.site_name, event.site_url) == ("Shop", "http://x")

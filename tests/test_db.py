@@ -70,3 +70,31 @@ async def test_record_check_is_one_transaction(store: Store) -> None:
     states = await store.site_states()
     assert states[site.id][0].status is Status.INITIAL  # the sites row was rolled back too
     assert [r.status for r in await store.history(site.id)] == [Status.INITIAL]
+
+
+async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
+    store: Store,
+) -> None:
+    site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
+    for url in ("http://h/1", "http://h/2"):
+        await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url=url), now=2)
+    result = CheckResult(status=Status.DOWN, checked_at=3, response_time_ms=5, reason="HTTP 500")
+    await store.record_check(
+        site.id, result, SiteState(status=Status.DOWN, since=3), None,
+        append_unchanged=True, message='{"content": "down"}',
+    )  # fmt: skip
+    assert await store.pending_urls() == ["http://h/1", "http://h/2"]
+    message = await store.next_message("http://h/2")
+    assert message is not None and message.payload == {"content": "down"}
+
+    bad = CheckResult(status=Status.UP, checked_at=2**70, response_time_ms=5)
+    with pytest.raises(OverflowError):
+        await store.record_check(
+            site.id, bad, SiteState(status=Status.UP, since=4), None,
+            append_unchanged=True, message='{"content": "up"}',
+        )  # fmt: skip
+    assert [w.pending for w in await store.list_webhooks()] == [1, 1]  # no "up" queued
+
+    await store.mark_delivered(message, now=9)
+    hooks = await store.list_webhooks()
+    assert [(w.pending, w.last_delivery_at) for w in hooks] == [(1, None), (0, 9)]

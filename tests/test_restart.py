@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.conftest import AUTH, PASSWORD, USER, AppClient, Target, eventually
+from tests.conftest import AppClient, Target, eventually
+from tests.daemon import Daemon, api, daemon_fixture, free_port, uptimed_command  # noqa: F401
 from uptimed.config import Settings
 
 
@@ -50,77 +46,6 @@ async def test_checks_and_history_resume_after_restart(
     after = await eventually(lambda: rows_at_least(client2, len(before) + 1))
     assert after[: len(before)] == before  # nothing lost, nothing rewritten
     assert after[-1]["last_status_change"] == before[1]["last_status_change"]  # still the same UP
-
-
-# --- the real process -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def uptimed_command() -> list[str]:
-    script = shutil.which("uptimed", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "uptimed"]
-
-
-class Daemon:
-    def __init__(self, cwd: Path, port: int, env: dict[str, str]) -> None:
-        self.cwd, self.port, self.env = cwd, port, env
-        self.proc: asyncio.subprocess.Process | None = None
-        self.base = f"http://127.0.0.1:{port}"
-
-    async def start(self, *args: str) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *uptimed_command(), "--port", str(self.port), *args,
-            cwd=self.cwd, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-
-        async def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.returncode is not None:
-                out = await self.proc.stdout.read()  # type: ignore[union-attr]
-                raise AssertionError(f"uptimed exited {self.proc.returncode}: {out.decode()}")
-            try:
-                async with aiohttp.ClientSession() as s, s.get(self.base + "/healthz") as r:
-                    return r.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await eventually(healthy, timeout=15)
-
-    async def stop(self, sig: signal.Signals) -> tuple[int, str]:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        out, _ = await asyncio.wait_for(self.proc.communicate(), timeout=15)
-        return self.proc.returncode or 0, out.decode()
-
-
-@pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")},
-        "VALID_USERNAME": USER,
-        "VALID_PASSWORD": PASSWORD,
-        "DATABASE_URL": "sqlite:///data/uptimed.db",
-        "UPTIMED_STARTUP_SPREAD_SECONDS": "1",
-    }
-    d = Daemon(tmp_path, free_port(), env)
-    yield d
-    if d.proc is not None and d.proc.returncode is None:
-        d.proc.kill()
-        await d.proc.wait()
-
-
-async def api(d: Daemon, method: str, path: str, json: object = None) -> tuple[int, object]:
-    async with (
-        aiohttp.ClientSession(headers=AUTH) as s,
-        s.request(method, d.base + path, json=json) as r,
-    ):
-        return r.status, await r.json()
 
 
 async def test_daemon_runs_checks_and_exits_0_on_sigterm(daemon: Daemon, target: Target) -> None:
