@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -133,6 +133,84 @@ class Transition(BaseModel):
     previous_since: int
     reason: str | None = None
     response_time_ms: int | None = None
+
+
+class _Query(BaseModel):
+    """Query strings: values arrive as text, so types are converted (not strict)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class HistoryQuery(_Query):
+    limit: int = Field(1000, ge=1, le=10000, description="rows per page, newest first")
+    since: UtcTime | None = Field(None, description="only rows checked at or after (ISO 8601)")
+    until: UtcTime | None = Field(None, description="only rows checked before (ISO 8601)")
+    status: Status | None = None
+    cursor: int | None = Field(None, ge=0, description="from the Link rel=next of the last page")
+    format: Literal["json", "csv"] = "json"
+
+
+class PageQuery(_Query):
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: int | None = Field(None, ge=0)
+
+
+WINDOW_RE = r"^[1-9][0-9]{0,4}[hd]$"
+DEFAULT_WINDOWS = ["24h", "7d", "30d"]
+
+
+class UptimeQuery(_Query):
+    window: list[Annotated[str, Field(pattern=WINDOW_RE)]] = Field(
+        default_factory=lambda: list(DEFAULT_WINDOWS),
+        max_length=10,
+        description="windows like 24h, 7d, 30d, 90d, 365d; repeat or comma-separate",
+    )
+
+
+class Incident(BaseModel):
+    """One down period: from the first failed check to the first good one (None: ongoing)."""
+
+    id: int
+    site_id: int
+    started_at: Timestamp
+    ended_at: Timestamp | None
+    duration_seconds: float
+    reason: str | None
+    checks_failed: int
+
+
+class ResponseTimes(BaseModel):
+    avg: float | None
+    p95: int | None
+    max: int | None
+
+
+class UptimeWindow(BaseModel):
+    window: str
+    start: Timestamp
+    end: Timestamp
+    uptime_percent: float | None = Field(description="time UP / time monitored in the window")
+    checks: int
+    checks_down: int
+    down_seconds: float
+    incidents: int
+    response_time_ms: ResponseTimes
+    resolution: Literal["raw", "1h", "1d"] = Field(
+        description="raw: every check; 1h/1d: rollups were used for the older part, so its "
+        "edge is rounded to the hour/day and p95 is the upper edge of a histogram bucket"
+    )
+
+
+class Uptime(BaseModel):
+    site_id: int
+    windows: list[UptimeWindow]
 
 
 class Detail(BaseModel):

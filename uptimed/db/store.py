@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from uptimed.db.schema import MIGRATIONS, SCHEMA_VERSION, STATUS_CODES, STATUS_OF_CODE
 from uptimed.models import (
     CheckResult,
     HistoryRow,
@@ -36,62 +37,8 @@ from uptimed.models import (
 )
 
 MAX_SQLITE_INT = 2**63 - 1
-
-MIGRATIONS: list[str] = [
-    # 0 -> 1: sites, their check history and their Discord webhooks.
-    """
-    CREATE TABLE sites (
-        id INTEGER PRIMARY KEY,
-        url TEXT NOT NULL,
-        name TEXT NOT NULL,
-        check_interval_seconds INTEGER NOT NULL,
-        expected_status_code INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        status TEXT NOT NULL DEFAULT 'INITIAL',
-        status_since INTEGER NOT NULL,
-        last_checked INTEGER
-    );
-    CREATE TABLE history (
-        id INTEGER PRIMARY KEY,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        status TEXT NOT NULL,
-        response_time_ms INTEGER,
-        checked_at INTEGER NOT NULL,
-        status_since INTEGER NOT NULL,
-        reason TEXT
-    );
-    CREATE INDEX history_site_time ON history (site_id, checked_at);
-    CREATE TABLE webhooks (
-        id INTEGER PRIMARY KEY,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        url TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    );
-    CREATE INDEX webhooks_site ON webhooks (site_id);
-    """,
-    # 1 -> 2: the outbox. A message row is written in the transaction of the transition it tells
-    # about, with a snapshot of the URL and the payload, so it survives a crash, a restart and
-    # the deletion of its site and webhook. It is delivered in id order per URL.
-    """
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY,
-        webhook_id INTEGER REFERENCES webhooks(id) ON DELETE SET NULL,
-        url TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        delivered_at INTEGER,
-        failed_at INTEGER
-    );
-    CREATE INDEX outbox_pending ON outbox (url, id)
-        WHERE delivered_at IS NULL AND failed_at IS NULL;
-    CREATE INDEX outbox_webhook ON outbox (webhook_id);
-    ALTER TABLE webhooks ADD COLUMN last_delivery_at INTEGER;
-    ALTER TABLE webhooks ADD COLUMN last_error TEXT;
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+AUTO_VACUUM_INCREMENTAL = 2
 
 _SITE_COLUMNS = "id, url, name, check_interval_seconds, expected_status_code, created_at"
 
@@ -125,12 +72,12 @@ def _webhook(row: sqlite3.Row) -> Webhook:
     )
 
 
-_HISTORY_SELECT = "SELECT status, response_time_ms, checked_at, status_since, reason FROM history"
+HISTORY_SELECT = "SELECT status, response_time_ms, checked_at, status_since, reason FROM history"
 
 
-def _history_row(row: sqlite3.Row) -> HistoryRow:
+def history_row(row: sqlite3.Row) -> HistoryRow:
     return HistoryRow.model_construct(
-        status=Status(row[0]),
+        status=STATUS_OF_CODE[row[0]],
         response_time_ms=row[1],
         last_checked=row[2],
         last_status_change=row[3],
@@ -160,6 +107,8 @@ class Store:
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
+        # Keep the WAL file from staying at its high-water mark after a burst of writes.
+        await conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         store = cls(conn)
         try:
             await store._migrate()
@@ -168,26 +117,42 @@ class Store:
             raise
         return store
 
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """For the read queries of ``uptimed.db.reports``; writes go through ``transaction()``."""
+        return self._conn
+
     async def close(self) -> None:
         async with self._write_lock:
             await self._conn.close()
 
+    async def _pragma(self, name: str) -> int:
+        async with self._conn.execute(f"PRAGMA {name}") as cur:
+            (value,) = await cur.fetchone()  # type: ignore[misc]
+        return int(value)
+
     async def _migrate(self) -> None:
-        async with self._conn.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()  # type: ignore[misc]
+        version = await self._pragma("user_version")
+        if version == 0:
+            # Must be set before the first table: lets pruning hand pages back to the disk.
+            await self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"database schema version {version} is newer than this uptimed ({SCHEMA_VERSION})"
             )
         for number in range(version, SCHEMA_VERSION):
-            async with self._transaction():
+            async with self.transaction():
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         await self._conn.execute(statement)
                 await self._conn.execute(f"PRAGMA user_version = {number + 1}")
+        if await self._pragma("auto_vacuum") != AUTO_VACUUM_INCREMENTAL:
+            # A database made before auto_vacuum was set: one VACUUM converts it.
+            await self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            await self._conn.execute("VACUUM")
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -201,7 +166,7 @@ class Store:
 
     async def insert_site(self, data: SiteIn, now: int) -> Site:
         """Write the site and its ``INITIAL`` history row in one transaction."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cur = await db.execute(
                 "INSERT INTO sites (url, name, check_interval_seconds, expected_status_code,"
                 " created_at, status, status_since) VALUES (?, ?, ?, ?, ?, 'INITIAL', ?)",
@@ -217,7 +182,7 @@ class Store:
             site_id = cur.lastrowid
             await db.execute(
                 "INSERT INTO history (site_id, status, response_time_ms, checked_at, status_since)"
-                " VALUES (?, 'INITIAL', NULL, ?, ?)",
+                " VALUES (?, 0, NULL, ?, ?)",
                 (site_id, now, now),
             )
         return Site.model_construct(**data.model_dump(), id=site_id, created_at=now)
@@ -244,7 +209,7 @@ class Store:
         """
         if not _valid_id(site_id):
             raise NotFound("Site not found")
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             if farewell is not None:
                 await self._queue(db, site_id, farewell, now)
             cur = await db.execute("DELETE FROM sites WHERE id = ?", (site_id,))
@@ -280,10 +245,12 @@ class Store:
 
         ``state`` is the status after this check. With ``append_unchanged`` False a check whose
         status did not change updates the latest history row in place instead of adding one.
-        ``message`` (a JSON payload) is queued in the outbox for each webhook of the site.
-        Returns False, writing nothing, when the site was deleted while it was being checked.
+        A DOWN transition opens an incident, an UP one closes it, and every DOWN check counts in
+        the open incident. ``message`` (a JSON payload) is queued in the outbox for each webhook
+        of the site. Returns False, writing nothing, when the site was deleted meanwhile.
         """
-        async with self._transaction() as db:
+        status = STATUS_CODES[result.status]
+        async with self.transaction() as db:
             cur = await db.execute(
                 "UPDATE sites SET status = ?, status_since = ?, last_checked = ? WHERE id = ?",
                 (state.status, state.since, result.checked_at, site_id),
@@ -294,15 +261,32 @@ class Store:
             if transition is None and not append_unchanged:
                 await db.execute(
                     "UPDATE history SET response_time_ms = ?, checked_at = ?, reason = ?"
-                    " WHERE id = (SELECT max(id) FROM history WHERE site_id = ?)",
-                    (*row, site_id),
+                    " WHERE site_id = ? AND checked_at ="
+                    " (SELECT max(checked_at) FROM history WHERE site_id = ?)",
+                    (*row, site_id, site_id),
                 )
             else:
                 await db.execute(
                     "INSERT INTO history"
                     " (site_id, status, response_time_ms, checked_at, reason, status_since)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (site_id, result.status, *row, state.since),
+                    (site_id, status, *row, state.since),
+                )
+            if transition is not None and transition.current is Status.DOWN:
+                await db.execute(
+                    "INSERT INTO incidents (site_id, started_at, reason) VALUES (?, ?, ?)",
+                    (site_id, result.checked_at, result.reason),
+                )
+            elif transition is not None:
+                await db.execute(
+                    "UPDATE incidents SET ended_at = ? WHERE site_id = ? AND ended_at IS NULL",
+                    (result.checked_at, site_id),
+                )
+            elif result.status is Status.DOWN:
+                await db.execute(
+                    "UPDATE incidents SET checks_failed = checks_failed + 1"
+                    " WHERE site_id = ? AND ended_at IS NULL",
+                    (site_id,),
                 )
             if message is not None:
                 await self._queue(db, site_id, message, result.checked_at)
@@ -315,13 +299,6 @@ class Store:
             " SELECT id, url, ?, ? FROM webhooks WHERE site_id = ? ORDER BY id",
             (payload, now, site_id),
         )
-
-    async def history(self, site_id: int) -> list[HistoryRow]:
-        await self.get_site(site_id)
-        async with self._conn.execute(
-            f"{_HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at, id", (site_id,)
-        ) as cur:
-            return [_history_row(row) async for row in cur]
 
     # --- webhooks ----------------------------------------------------------------------------
 
@@ -339,7 +316,7 @@ class Store:
         """
         if not _valid_id(data.site_id):
             raise NotFound("Site not found")
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             async with db.execute(
                 f"SELECT {_SITE_COLUMNS}, status FROM sites WHERE id = ?", (data.site_id,)
             ) as cur:
@@ -354,10 +331,10 @@ class Store:
             pending = 0
             if greeting is not None and site_row["status"] != Status.INITIAL:
                 async with db.execute(
-                    f"{_HISTORY_SELECT} WHERE site_id = ? ORDER BY id DESC LIMIT 1",
+                    f"{HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at DESC LIMIT 1",
                     (data.site_id,),
                 ) as cur:
-                    latest = _history_row(await cur.fetchone())  # type: ignore[arg-type]
+                    latest = history_row(await cur.fetchone())  # type: ignore[arg-type]
                 site = Site.model_construct(**{k: site_row[k] for k in Site.model_fields})
                 await db.execute(
                     "INSERT INTO outbox (webhook_id, url, payload, created_at) VALUES (?, ?, ?, ?)",
@@ -394,7 +371,7 @@ class Store:
 
     async def delete_webhook(self, webhook_id: int) -> None:
         if _valid_id(webhook_id):
-            async with self._transaction() as db:
+            async with self.transaction() as db:
                 cur = await db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
                 if cur.rowcount:
                     return
@@ -402,7 +379,7 @@ class Store:
 
     async def record_webhook_result(self, url: str, now: int, error: str | None) -> None:
         """Note on every webhook with this URL how its last delivery (or test) went."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             if error is None:
                 await db.execute(
                     "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL WHERE url = ?",
@@ -436,7 +413,7 @@ class Store:
         )
 
     async def mark_delivered(self, message: OutboxMessage, now: int) -> None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL"
                 " WHERE id = ?",
@@ -448,7 +425,7 @@ class Store:
             )
 
     async def mark_attempt(self, message: OutboxMessage, error: str) -> None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 (error, message.id),
@@ -456,7 +433,7 @@ class Store:
 
     async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
         """Give up on a message; the error shows on its webhooks as ``last_error``."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "UPDATE outbox SET failed_at = ?, attempts = attempts + 1, last_error = ?"
                 " WHERE id = ?",

@@ -1,0 +1,161 @@
+"""Rollups and pruning, run by the scheduler's maintenance job in small transactions.
+
+Raw check rows are aggregated per site into minute rollups, minutes into hours, hours into days
+(UTC), each level after the one below it is complete; ``meta`` keeps each level's watermark (the
+end of what is rolled up). Rows are pruned only once they are rolled up and past their retention,
+so the file reaches a steady size: minute rollups 2 days, hours 90 days, days 5 years, raw rows
+``history_retention_days``; incidents live as long as day rollups.
+Every function takes ``now`` (epoch ms), so tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from uptimed.db.schema import HIST_COLUMNS, rt_bucket_sql
+from uptimed.db.store import Store
+
+log = logging.getLogger(__name__)
+
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+# A check's row lands after its start time (retries, batching): roll a minute up only when
+# this much time has passed since it ended.
+GRACE_MS = 120_000
+SITES_PER_TRANSACTION = 50
+_CHUNK = {MINUTE: 60 * MINUTE, HOUR: 24 * HOUR, DAY: 30 * DAY}
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days each level is kept."""
+
+    raw_days: float = 30
+    minute_days: float = 2
+    hour_days: float = 90
+    day_days: float = 5 * 365
+
+
+LEVELS = (("rollup_minute", MINUTE), ("rollup_hour", HOUR), ("rollup_day", DAY))
+_SUMS = ", ".join(f"sum({h})" for h in HIST_COLUMNS)
+_HIST = ", ".join(HIST_COLUMNS)
+
+
+async def _meta(store: Store, key: str) -> int | None:
+    async with store.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def _first_bucket(store: Store, size: int) -> int | None:
+    async with store.conn.execute("SELECT min(created_at) FROM sites") as cur:
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else row[0] // size * size
+
+
+def _source_sql(table: str, size: int) -> str:
+    """Aggregate the level below (raw rows for minutes) into ``table`` buckets of ``size``."""
+    if table == "rollup_minute":
+        sums = ", ".join(f"sum(b = {i})" for i in range(len(HIST_COLUMNS)))
+        return (
+            f"INSERT OR REPLACE INTO rollup_minute (site_id, bucket, checks, up, rt_sum, rt_max,"
+            f" {_HIST}) SELECT site_id, checked_at / {size} * {size}, count(*), sum(status = 1),"
+            f" coalesce(sum(response_time_ms), 0), coalesce(max(response_time_ms), 0), {sums}"
+            f" FROM (SELECT h.site_id, h.checked_at, h.status, h.response_time_ms,"
+            f" {rt_bucket_sql('h.response_time_ms')} AS b FROM sites s JOIN history h"
+            f" ON h.site_id = s.id AND h.checked_at >= ? AND h.checked_at < ? AND h.status <> 0)"
+            f" GROUP BY 1, 2"
+        )
+    below = {"rollup_hour": "rollup_minute", "rollup_day": "rollup_hour"}[table]
+    return (
+        f"INSERT OR REPLACE INTO {table} (site_id, bucket, checks, up, rt_sum, rt_max, {_HIST})"
+        f" SELECT r.site_id, r.bucket / {size} * {size}, sum(r.checks), sum(r.up),"
+        f" sum(r.rt_sum), max(r.rt_max), {_SUMS} FROM sites s JOIN {below} r"
+        f" ON r.site_id = s.id AND r.bucket >= ? AND r.bucket < ? GROUP BY 1, 2"
+    )
+
+
+async def rollup(store: Store, now: int) -> int:
+    """Bring every level up to date; returns the number of buckets (time ranges) rolled."""
+    rolled = 0
+    limit = now - GRACE_MS
+    for table, size in LEVELS:
+        done = await _meta(store, table)
+        if done is None:
+            done = await _first_bucket(store, size)
+            if done is None:
+                continue
+        end = limit // size * size
+        sql = _source_sql(table, size)
+        while done < end:
+            stop = min(end, done + _CHUNK[size])
+            async with store.transaction() as db:
+                await db.execute(sql, (done, stop))
+                await db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (table, stop)
+                )
+            rolled += (stop - done) // size
+            done = stop
+            await asyncio.sleep(0)
+        limit = done  # a level may only use what the level below has finished
+    return rolled
+
+
+async def prune(store: Store, now: int, retention: Retention) -> int:
+    """Delete what is past its retention and already rolled up; returns rows deleted."""
+    minute_done = await _meta(store, "rollup_minute") or 0
+    hour_done = await _meta(store, "rollup_hour") or 0
+    day_done = await _meta(store, "rollup_day") or 0
+    cutoffs = [
+        ("history", "checked_at", min(now - int(retention.raw_days * DAY), minute_done)),
+        ("rollup_minute", "bucket", min(now - int(retention.minute_days * DAY), hour_done)),
+        ("rollup_hour", "bucket", min(now - int(retention.hour_days * DAY), day_done)),
+        ("rollup_day", "bucket", now - int(retention.day_days * DAY)),
+    ]
+    deleted = 0
+    for table, column, cutoff in cutoffs:
+        last_id = 0
+        while True:
+            async with store.conn.execute(
+                "SELECT id FROM sites WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, SITES_PER_TRANSACTION),
+            ) as cur:
+                ids = [row[0] async for row in cur]
+            if not ids:
+                break
+            async with store.transaction() as db:
+                cur = await db.execute(
+                    f"DELETE FROM {table} WHERE site_id BETWEEN ? AND ? AND {column} < ?",
+                    (ids[0], ids[-1], cutoff),
+                )
+                deleted += cur.rowcount
+            last_id = ids[-1]
+            await asyncio.sleep(0)
+    async with store.transaction() as db:
+        cur = await db.execute(
+            "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?",
+            (now - int(retention.day_days * DAY),),
+        )
+        deleted += cur.rowcount
+    await _give_back_free_pages(store)
+    return deleted
+
+
+async def _give_back_free_pages(store: Store, max_pages: int = 4096) -> None:
+    """Shrink the file a little after large deletions; steady pruning reuses pages anyway."""
+    async with store.conn.execute("PRAGMA freelist_count") as cur:
+        (free,) = await cur.fetchone()  # type: ignore[misc]
+    async with store.conn.execute("PRAGMA page_count") as cur:
+        (pages,) = await cur.fetchone()  # type: ignore[misc]
+    if free > max(256, pages // 10):
+        async with store.transaction() as db:
+            await db.execute(f"PRAGMA incremental_vacuum({max_pages})")
+
+
+async def run(store: Store, now: int, retention: Retention) -> None:
+    """The maintenance job: one log line per run that did something."""
+    rolled = await rollup(store, now)
+    deleted = await prune(store, now, retention)
+    if rolled or deleted:
+        log.info("maintenance rolled_buckets=%d deleted_rows=%d", rolled, deleted)

@@ -1,0 +1,236 @@
+"""Read-only history queries for the API: pages of checks, incidents, uptime over windows.
+
+Every query walks the primary key (site, time) of its table, so its cost follows the rows it
+returns, not the size of the database. Windows up to the raw retention are computed from raw
+rows (exact); longer ones use hour and day rollups for the part raw rows no longer cover.
+Downtime always comes from the incidents table, which is exact for the rollups' lifetime.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from uptimed.db.maintenance import DAY, HOUR, Retention
+from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
+from uptimed.db.store import HISTORY_SELECT, Store, history_row
+from uptimed.models import (
+    HistoryQuery,
+    HistoryRow,
+    Incident,
+    ResponseTimes,
+    Site,
+    UptimeWindow,
+)
+
+_INCIDENT_SELECT = "SELECT id, site_id, started_at, ended_at, reason, checks_failed FROM incidents"
+
+
+def _ms(value: object) -> int:
+    return int(value.timestamp() * 1000)  # type: ignore[attr-defined]
+
+
+async def history_page(
+    store: Store, site_id: int, query: HistoryQuery
+) -> tuple[list[HistoryRow], int | None]:
+    """The newest ``query.limit`` matching rows, oldest first, and the cursor to older ones."""
+    where, args = ["site_id = ?"], [site_id]
+    if query.since is not None:
+        where.append("checked_at >= ?")
+        args.append(_ms(query.since))
+    if query.until is not None:
+        where.append("checked_at < ?")
+        args.append(_ms(query.until))
+    if query.cursor is not None:
+        where.append("checked_at < ?")
+        args.append(query.cursor)
+    if query.status is not None:
+        where.append("status = ?")
+        args.append(STATUS_CODES[query.status])
+    async with store.conn.execute(
+        f"{HISTORY_SELECT} WHERE {' AND '.join(where)} ORDER BY checked_at DESC LIMIT ?",
+        (*args, query.limit + 1),
+    ) as cur:
+        rows = await cur.fetchall()
+    more = len(rows) > query.limit
+    page = [history_row(row) for row in rows[: query.limit]]
+    page.reverse()
+    return page, (page[0].last_checked if more else None)
+
+
+def _incident(row: object, now: int) -> Incident:
+    id_, site_id, started, ended, reason, failed = row  # type: ignore[misc]
+    return Incident.model_construct(
+        id=id_,
+        site_id=site_id,
+        started_at=started,
+        ended_at=ended,
+        duration_seconds=((ended if ended is not None else now) - started) / 1000,
+        reason=reason,
+        checks_failed=failed,
+    )
+
+
+async def incidents_page(
+    store: Store, site_id: int | None, *, limit: int, cursor: int | None, now: int
+) -> tuple[list[Incident], int | None]:
+    """Newest first; the cursor is the id below which the next page starts."""
+    where, args = [], []
+    if site_id is not None:
+        where.append("site_id = ?")
+        args.append(site_id)
+    if cursor is not None:
+        where.append("id < ?")
+        args.append(cursor)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    async with store.conn.execute(
+        f"{_INCIDENT_SELECT}{clause} ORDER BY id DESC LIMIT ?", (*args, limit + 1)
+    ) as cur:
+        rows = await cur.fetchall()
+    page = [_incident(row, now) for row in rows[:limit]]
+    return page, (page[-1].id if len(rows) > limit else None)
+
+
+def window_ms(window: str) -> int:
+    """``24h`` or ``7d`` in milliseconds."""
+    return int(window[:-1]) * (HOUR if window.endswith("h") else DAY)
+
+
+@dataclass
+class _Stats:
+    checks: int = 0
+    down: int = 0
+    rt_sum: int = 0
+    rt_max: int | None = None
+    hist: list[int] | None = None
+
+    def add(self, checks: int, down: int, rt_sum: int, rt_max: int | None, hist: list[int]) -> None:
+        self.checks += checks
+        self.down += down
+        self.rt_sum += rt_sum
+        if rt_max is not None:
+            self.rt_max = rt_max if self.rt_max is None else max(self.rt_max, rt_max)
+        self.hist = (
+            hist if self.hist is None else [a + b for a, b in zip(self.hist, hist, strict=True)]
+        )
+
+
+_RAW_HIST = ", ".join(f"coalesce(sum(b = {i}), 0)" for i in range(len(HIST_COLUMNS)))
+_ROLLUP_SUMS = ", ".join(f"coalesce(sum({h}), 0)" for h in HIST_COLUMNS)
+
+
+async def _raw_stats(store: Store, site_id: int, start: int, end: int, *, hist: bool) -> _Stats:
+    stats = _Stats()
+    extra = f", {_RAW_HIST}" if hist else ""
+    async with store.conn.execute(
+        "SELECT count(*), coalesce(sum(status = 2), 0), coalesce(sum(response_time_ms), 0),"
+        f" max(response_time_ms){extra} FROM (SELECT status, response_time_ms,"
+        f" {rt_bucket_sql('response_time_ms')} AS b FROM history"
+        " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0)",
+        (site_id, start, end),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    stats.add(row[0], row[1], row[2], row[3], list(row[4:]) if hist else [])
+    if not hist:
+        stats.hist = None
+    return stats
+
+
+async def _rollup_stats(store: Store, table: str, site_id: int, start: int, end: int) -> _Stats:
+    stats = _Stats()
+    async with store.conn.execute(
+        "SELECT coalesce(sum(checks), 0), coalesce(sum(checks - up), 0),"
+        f" coalesce(sum(rt_sum), 0), max(rt_max), {_ROLLUP_SUMS} FROM {table}"
+        " WHERE site_id = ? AND bucket >= ? AND bucket < ?",
+        (site_id, start, end),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    stats.add(row[0], row[1], row[2], row[3], list(row[4:]))
+    return stats
+
+
+async def _exact_p95(store: Store, site_id: int, start: int, end: int, checks: int) -> int | None:
+    if not checks:
+        return None
+    async with store.conn.execute(
+        "SELECT response_time_ms FROM history"
+        " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0"
+        " ORDER BY response_time_ms LIMIT 1 OFFSET ?",
+        (site_id, start, end, math.ceil(0.95 * checks) - 1),
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+def _hist_p95(hist: list[int], checks: int, rt_max: int | None) -> int | None:
+    """The upper edge of the bucket holding the 95th percentile (never above the maximum)."""
+    if not checks:
+        return None
+    rank, seen = math.ceil(0.95 * checks), 0
+    for i, count in enumerate(hist):
+        seen += count
+        if seen >= rank:
+            bound = RT_BUCKETS[i] if i < len(RT_BUCKETS) else None
+            return bound if bound is not None and (rt_max is None or bound < rt_max) else rt_max
+    return rt_max
+
+
+async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[int, float]:
+    async with store.conn.execute(
+        "SELECT count(*), coalesce(sum(min(coalesce(ended_at, ?2), ?2) - max(started_at, ?1)), 0)"
+        " FROM incidents WHERE site_id = ?3 AND started_at <= ?2 AND coalesce(ended_at, ?2) > ?1",
+        (start, end, site_id),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return row[0], row[1] / 1000
+
+
+def _ceil(value: int, size: int) -> int:
+    return -(-value // size) * size
+
+
+async def uptime_window(
+    store: Store, site: Site, window: str, *, now: int, retention: Retention
+) -> UptimeWindow:
+    start = max(now - window_ms(window), site.created_at)
+    raw_from = _ceil(now - int(retention.raw_days * DAY), HOUR)
+    if start >= raw_from:
+        resolution = "raw"
+        stats = await _raw_stats(store, site.id, start, now + 1, hist=False)
+        p95 = await _exact_p95(store, site.id, start, now + 1, stats.checks)
+    else:
+        stats = await _raw_stats(store, site.id, raw_from, now + 1, hist=True)
+        hours_from = _ceil(now - int(retention.hour_days * DAY) + HOUR, DAY)
+        if start >= hours_from:
+            resolution = "1h"
+            start = start // HOUR * HOUR
+            older = await _rollup_stats(store, "rollup_hour", site.id, start, raw_from)
+        else:
+            resolution = "1d"
+            start = start // DAY * DAY
+            older = await _rollup_stats(store, "rollup_hour", site.id, hours_from, raw_from)
+            days = await _rollup_stats(store, "rollup_day", site.id, start, hours_from)
+            older.add(days.checks, days.down, days.rt_sum, days.rt_max, days.hist or [])
+        stats.add(older.checks, older.down, older.rt_sum, older.rt_max, older.hist or [])
+        p95 = _hist_p95(stats.hist or [], stats.checks, stats.rt_max)
+    incidents, down_seconds = await _downtime(store, site.id, start, now)
+    covered = (now - start) / 1000
+    return UptimeWindow.model_construct(
+        window=window,
+        start=start,
+        end=now,
+        uptime_percent=round(100 * (covered - down_seconds) / covered, 4) if covered > 0 else None,
+        checks=stats.checks,
+        checks_down=stats.down,
+        down_seconds=down_seconds,
+        incidents=incidents,
+        response_time_ms=ResponseTimes(
+            avg=round(stats.rt_sum / stats.checks, 1) if stats.checks else None,
+            p95=p95,
+            max=stats.rt_max,
+        ),
+        resolution=resolution,
+    )

@@ -1,0 +1,140 @@
+"""The schema, as numbered migrations: ``MIGRATIONS[n]`` takes a database from n to n + 1.
+
+Times are epoch milliseconds (INTEGER). Statuses are stored as ``STATUS_CODES``.
+Response times in rollups are also counted in ``RT_BUCKETS`` (upper bounds in ms, the last
+open-ended), so percentiles over months need no raw rows.
+"""
+
+from __future__ import annotations
+
+from uptimed.models import Status
+
+STATUS_CODES = {Status.INITIAL: 0, Status.UP: 1, Status.DOWN: 2}
+STATUS_OF_CODE = {code: status for status, code in STATUS_CODES.items()}
+RT_BUCKETS = (
+    10, 20, 30, 50, 75, 100, 150, 200, 300, 500,
+    750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 30000,
+)  # fmt: skip
+HIST_COLUMNS = tuple(f"h{i}" for i in range(len(RT_BUCKETS) + 1))
+
+
+def _rollup_table(name: str) -> str:
+    hist = ", ".join(f"{h} INTEGER NOT NULL DEFAULT 0" for h in HIST_COLUMNS)
+    return f"""
+    CREATE TABLE {name} (
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        bucket INTEGER NOT NULL,
+        checks INTEGER NOT NULL,
+        up INTEGER NOT NULL,
+        rt_sum INTEGER NOT NULL,
+        rt_max INTEGER NOT NULL,
+        {hist},
+        PRIMARY KEY (site_id, bucket)
+    ) WITHOUT ROWID;
+    """
+
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: sites, their check history and their Discord webhooks.
+    """
+    CREATE TABLE sites (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL,
+        name TEXT NOT NULL,
+        check_interval_seconds INTEGER NOT NULL,
+        expected_status_code INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'INITIAL',
+        status_since INTEGER NOT NULL,
+        last_checked INTEGER
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        response_time_ms INTEGER,
+        checked_at INTEGER NOT NULL,
+        status_since INTEGER NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX history_site_time ON history (site_id, checked_at);
+    CREATE TABLE webhooks (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX webhooks_site ON webhooks (site_id);
+    """,
+    # 1 -> 2: the outbox. A message row is written in the transaction of the transition it tells
+    # about, with a snapshot of the URL and the payload, so it survives a crash, a restart and
+    # the deletion of its site and webhook. It is delivered in id order per URL.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        webhook_id INTEGER REFERENCES webhooks(id) ON DELETE SET NULL,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        delivered_at INTEGER,
+        failed_at INTEGER
+    );
+    CREATE INDEX outbox_pending ON outbox (url, id)
+        WHERE delivered_at IS NULL AND failed_at IS NULL;
+    CREATE INDEX outbox_webhook ON outbox (webhook_id);
+    ALTER TABLE webhooks ADD COLUMN last_delivery_at INTEGER;
+    ALTER TABLE webhooks ADD COLUMN last_error TEXT;
+    """,
+    # 2 -> 3: history clustered by (site, time) with no separate index (about 30 bytes a row
+    # instead of about 60: a range of one site's rows is one run of pages), status as a small
+    # integer (STATUS_CODES), incidents, and minute/hour/day rollups for long windows.
+    f"""
+    CREATE TABLE history_v3 (
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        checked_at INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        response_time_ms INTEGER,
+        status_since INTEGER NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (site_id, checked_at)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO history_v3
+        SELECT site_id, checked_at, CASE status WHEN 'INITIAL' THEN 0 WHEN 'UP' THEN 1 ELSE 2 END,
+               response_time_ms, status_since, reason
+        FROM history ORDER BY site_id, checked_at;
+    DROP TABLE history;
+    ALTER TABLE history_v3 RENAME TO history;
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        reason TEXT,
+        checks_failed INTEGER NOT NULL DEFAULT 1
+    );
+    INSERT INTO incidents (site_id, started_at, ended_at, reason, checks_failed)
+        SELECT d.site_id, d.status_since,
+               (SELECT min(u.status_since) FROM history u
+                 WHERE u.site_id = d.site_id AND u.status <> 2 AND u.checked_at > d.status_since),
+               (SELECT f.reason FROM history f
+                 WHERE f.site_id = d.site_id AND f.checked_at = d.status_since),
+               count(*)
+        FROM history d WHERE d.status = 2
+        GROUP BY d.site_id, d.status_since ORDER BY d.status_since;
+    CREATE INDEX incidents_site ON incidents (site_id, id);
+    CREATE UNIQUE INDEX incidents_open ON incidents (site_id) WHERE ended_at IS NULL;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    {_rollup_table("rollup_minute")}
+    {_rollup_table("rollup_hour")}
+    {_rollup_table("rollup_day")}
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def rt_bucket_sql(column: str) -> str:
+    """SQL giving the RT_BUCKETS index of a response time (the last bucket is open-ended)."""
+    cases = " ".join(f"WHEN {column} < {bound} THEN {i}" for i, bound in enumerate(RT_BUCKETS))
+    return f"CASE {cases} ELSE {len(RT_BUCKETS)} END"
