@@ -32,13 +32,15 @@ from uptimed.app_keys import (
     MONITOR,
     NOTIFIER,
     NOTIFY_HTTP,
+    RETENTION,
     SCHEDULER,
     SETTINGS,
     STORE,
 )
 from uptimed.clock import Clock
 from uptimed.config import Settings
-from uptimed.db import Store
+from uptimed.db import Store, maintenance
+from uptimed.db.maintenance import Retention
 from uptimed.monitor import Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
@@ -121,7 +123,20 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     sites = await app[STORE].list_sites()
     states = await app[STORE].site_states()
     monitor.states = {site_id: state for site_id, (state, _) in states.items()}
-    scheduler = Scheduler(monitor, startup_spread=settings.startup_spread_seconds)
+    store, clock, retention = app[STORE], app[CLOCK], app[RETENTION]
+
+    async def maintenance_job() -> None:
+        try:
+            await maintenance.run(store, clock.now_ms(), retention)
+        except Exception:
+            log.exception("maintenance failed")
+
+    scheduler = Scheduler(
+        monitor,
+        startup_spread=settings.startup_spread_seconds,
+        maintenance=maintenance_job,
+        maintenance_interval=settings.maintenance_interval_seconds,
+    )
     scheduler.start(sites, {site_id: last for site_id, (_, last) in states.items()})
     app[MONITOR] = monitor
     app[SCHEDULER] = scheduler
@@ -146,6 +161,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[RETENTION] = Retention(
+        raw_days=settings.history_retention_days,
+        minute_days=settings.rollup_minute_retention_days,
+        hour_days=settings.rollup_hour_retention_days,
+        day_days=settings.rollup_day_retention_days,
+    )
     app[NOTIFIER] = NOTIFIERS["discord"]()
     app.cleanup_ctx.extend([store_ctx, http_ctx, notify_http_ctx, dispatcher_ctx, scheduler_ctx])
     app.on_response_prepare.append(security_headers)

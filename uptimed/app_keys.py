@@ -8,6 +8,7 @@ from aiohttp import web
 from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store
+from uptimed.db.maintenance import Retention
 from uptimed.monitor import Monitor
 from uptimed.notify import Notifier
 from uptimed.notify.outbox import Dispatcher
@@ -16,6 +17,7 @@ from uptimed.scheduler import Scheduler
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 STORE = web.AppKey("store", Store)
+RETENTION = web.AppKey("retention", Retention)
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # checks: a new connection per check
 NOTIFY_HTTP = web.AppKey("notify_http", aiohttp.ClientSession)  # Discord: pooled
 NOTIFIER = web.AppKey("notifier", Notifier)

@@ -73,6 +73,23 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         5, ge=0, validation_alias=AliasChoices("UPTIMED_SHUTDOWN_GRACE_SECONDS")
     )
+    # History retention (days): raw check rows, then minute / hour / day rollups. Incidents are
+    # kept as long as day rollups. Maintenance (rollups, pruning) runs every N seconds.
+    history_retention_days: float = Field(
+        30, gt=0, validation_alias=AliasChoices("UPTIMED_HISTORY_RETENTION_DAYS")
+    )
+    rollup_minute_retention_days: float = Field(
+        2, gt=0, validation_alias=AliasChoices("UPTIMED_ROLLUP_MINUTE_RETENTION_DAYS")
+    )
+    rollup_hour_retention_days: float = Field(
+        90, gt=0, validation_alias=AliasChoices("UPTIMED_ROLLUP_HOUR_RETENTION_DAYS")
+    )
+    rollup_day_retention_days: float = Field(
+        1825, gt=0, validation_alias=AliasChoices("UPTIMED_ROLLUP_DAY_RETENTION_DAYS")
+    )
+    maintenance_interval_seconds: float = Field(
+        60, gt=0, validation_alias=AliasChoices("UPTIMED_MAINTENANCE_INTERVAL_SECONDS")
+    )
     # Discord delivery: per-POST timeout, how long to keep retrying a message that fails
     # transiently (5xx, timeouts, network) before marking it failed, and the backoff bounds.
     discord_timeout_seconds: float = Field(

@@ -87,6 +87,8 @@ class Monitor:
         previous = self.states.get(site.id)
         if previous is None:  # deleted while it was being checked
             return
+        if result.checked_at <= previous.since:  # (site, time) is the row's key: keep it unique
+            result = result.model_copy(update={"checked_at": previous.since + 1})
         state, transition = next_state(site.id, previous, result)
         message = None
         if transition is not None:

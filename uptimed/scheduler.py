@@ -10,6 +10,7 @@ does not fire every check in the same second.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,9 +42,18 @@ def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread:
 class Scheduler:
     """Owns the AsyncIOScheduler; start it from inside the running event loop."""
 
-    def __init__(self, monitor: Monitor, *, startup_spread: float) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        *,
+        startup_spread: float,
+        maintenance: Callable[[], Awaitable[None]] | None = None,
+        maintenance_interval: float = 60,
+    ) -> None:
         self._monitor = monitor
         self._spread = startup_spread
+        self._maintenance = maintenance
+        self._maintenance_interval = maintenance_interval
         self._aps = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -58,6 +68,14 @@ class Scheduler:
         for site in sites:
             self.schedule(
                 site, first_run=first_run_at(site, last_checked.get(site.id), now, self._spread)
+            )
+        if self._maintenance is not None:
+            self._aps.add_job(
+                self._maintenance,
+                IntervalTrigger(seconds=self._maintenance_interval, timezone=UTC),
+                id="maintenance",
+                replace_existing=True,
+                next_run_time=now + timedelta(seconds=min(10.0, self._maintenance_interval)),
             )
         self._aps.start()
         log.info("scheduler started sites=%d", len(sites))

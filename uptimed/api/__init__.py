@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import sites, webhooks
+from uptimed.api import reports, sites, webhooks
 
 PUBLIC_PATHS = frozenset({"/healthz"})
 
@@ -16,4 +16,5 @@ async def healthz(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(sites.routes)
+    app.router.add_routes(reports.routes)
     app.router.add_routes(webhooks.routes)

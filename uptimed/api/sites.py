@@ -48,9 +48,3 @@ async def delete_site(request: web.Request) -> web.Response:
     app[MONITOR].remove(site.id)
     app[DISPATCHER].wake()
     return web.json_response({"detail": "Site deleted successfully"})
-
-
-@routes.get("/sites/{id}/history")
-async def site_history(request: web.Request) -> web.Response:
-    rows = await request.app[STORE].history(path_id(request))
-    return web.json_response([r.model_dump(mode="json") for r in rows])

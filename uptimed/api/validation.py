@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -39,6 +39,26 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         return model.model_validate_json(body)
     except ValidationError as e:
         raise BadRequest(first_error(e)) from None
+
+
+def parse_query(request: web.Request, model: type[M], *, multi: tuple[str, ...] = ()) -> M:
+    """Query parameters into ``model``; names in ``multi`` may repeat or hold commas."""
+    data: dict[str, object] = dict(request.query)
+    for name in multi:
+        values = [v for raw in request.query.getall(name, []) for v in raw.split(",") if v]
+        if values:
+            data[name] = values
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        name = ".".join(str(part) for part in err["loc"][:1]) or "query"
+        msg = err["msg"]
+        return _raise(f"Query parameter '{name}': {msg[0].lower()}{msg[1:]}.")
+
+
+def _raise(detail: str) -> NoReturn:
+    raise BadRequest(detail)
 
 
 def path_id(request: web.Request, name: str = "id") -> int:

@@ -1,0 +1,95 @@
+"""Handlers for a site's past: history pages (JSON or CSV), incidents, uptime over windows."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from aiohttp import web
+from yarl import URL
+
+from uptimed.api.validation import parse_query, path_id
+from uptimed.app_keys import CLOCK, RETENTION, STORE
+from uptimed.db import reports
+from uptimed.models import HistoryQuery, HistoryRow, PageQuery, Uptime, UptimeQuery
+
+routes = web.RouteTableDef()
+
+CSV_COLUMNS = ("status", "response_time_ms", "last_checked", "last_status_change", "reason")
+
+
+def _next_link(request: web.Request, cursor: int | None) -> dict[str, str]:
+    if cursor is None:
+        return {}
+    url: URL = request.url.update_query(cursor=str(cursor))
+    return {"Link": f'<{url.path_qs}>; rel="next"'}
+
+
+def _csv(rows: list[HistoryRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        data = row.model_dump(mode="json")
+        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+async def _history(request: web.Request, *, csv_format: bool) -> web.Response:
+    store = request.app[STORE]
+    site = await store.get_site(path_id(request))
+    query = parse_query(request, HistoryQuery)
+    rows, cursor = await reports.history_page(store, site.id, query)
+    headers = _next_link(request, cursor)
+    if csv_format or query.format == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="site-{site.id}-history.csv"'
+        return web.Response(text=_csv(rows), content_type="text/csv", headers=headers)
+    return web.json_response([r.model_dump(mode="json") for r in rows], headers=headers)
+
+
+@routes.get("/sites/{id}/history")
+async def site_history(request: web.Request) -> web.Response:
+    return await _history(request, csv_format=False)
+
+
+@routes.get("/sites/{id}/history.csv")
+async def site_history_csv(request: web.Request) -> web.Response:
+    return await _history(request, csv_format=True)
+
+
+async def _incidents(request: web.Request, site_id: int | None) -> web.Response:
+    query = parse_query(request, PageQuery)
+    page, cursor = await reports.incidents_page(
+        request.app[STORE],
+        site_id,
+        limit=query.limit,
+        cursor=query.cursor,
+        now=request.app[CLOCK].now_ms(),
+    )
+    return web.json_response(
+        [i.model_dump(mode="json") for i in page], headers=_next_link(request, cursor)
+    )
+
+
+@routes.get("/sites/{id}/incidents")
+async def site_incidents(request: web.Request) -> web.Response:
+    site = await request.app[STORE].get_site(path_id(request))
+    return await _incidents(request, site.id)
+
+
+@routes.get("/incidents")
+async def all_incidents(request: web.Request) -> web.Response:
+    return await _incidents(request, None)
+
+
+@routes.get("/sites/{id}/uptime")
+async def site_uptime(request: web.Request) -> web.Response:
+    app = request.app
+    site = await app[STORE].get_site(path_id(request))
+    query = parse_query(request, UptimeQuery, multi=("window",))
+    now = app[CLOCK].now_ms()
+    windows = [
+        await reports.uptime_window(app[STORE], site, w, now=now, retention=app[RETENTION])
+        for w in dict.fromkeys(query.window)
+    ]
+    return web.json_response(Uptime(site_id=site.id, windows=windows).model_dump(mode="json"))
