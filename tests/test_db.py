@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from uptimed.db import SCHEMA_VERSION, NotFound, Store
-from uptimed.models import CheckResult, SiteIn, SiteState, Status, WebhookIn
+from uptimed.db.reports import history_page, incidents_page
+from uptimed.db.schema import MIGRATIONS
+from uptimed.models import CheckResult, HistoryQuery, SiteIn, SiteState, Status, WebhookIn
 
 
 @pytest.fixture
@@ -22,8 +24,11 @@ async def test_pragmas_and_schema_version(store: Store, tmp_path: Path) -> None:
     raw = sqlite3.connect(tmp_path / "sub" / "u.db")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "history_site_time" in indexes
+    assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    # History is clustered by (site, time): no rowid, no second index to keep in step.
+    sql = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'history'").fetchone()[0]
+    assert "WITHOUT ROWID" in sql and "PRIMARY KEY (site_id, checked_at)" in sql
+    assert raw.execute("PRAGMA index_list(history)").fetchall()[0][1].startswith("sqlite_autoindex")
 
 
 async def test_reopen_keeps_data_and_skips_applied_migrations(tmp_path: Path) -> None:
@@ -52,7 +57,8 @@ async def test_delete_cascades_to_history_and_webhooks(store: Store) -> None:
     )
     await store.delete_site(site.id)
     with pytest.raises(NotFound):
-        await store.history(site.id)
+        await store.get_site(site.id)
+    assert (await history_page(store, site.id, HistoryQuery()))[0] == []
     assert await store.list_webhooks() == []
     # A check that finishes after the delete writes nothing and does not fail.
     assert not await store.record_check(
@@ -69,7 +75,8 @@ async def test_record_check_is_one_transaction(store: Store) -> None:
         )
     states = await store.site_states()
     assert states[site.id][0].status is Status.INITIAL  # the sites row was rolled back too
-    assert [r.status for r in await store.history(site.id)] == [Status.INITIAL]
+    page, _ = await history_page(store, site.id, HistoryQuery())
+    assert [r.status for r in page] == [Status.INITIAL]
 
 
 async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
@@ -98,3 +105,43 @@ async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
     await store.mark_delivered(message, now=9)
     hooks = await store.list_webhooks()
     assert [(w.pending, w.last_delivery_at) for w in hooks] == [(1, None), (0, 9)]
+
+
+async def test_migration_from_v2_keeps_history_and_derives_incidents(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        raw.executescript(script)
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute(
+        "INSERT INTO sites (id, url, name, check_interval_seconds, expected_status_code,"
+        " created_at, status, status_since, last_checked) VALUES (1, 'http://a', 'a', 60, 200,"
+        " 0, 'UP', 300, 400)"
+    )
+    rows = [
+        ("INITIAL", None, 0, 0, None),
+        ("UP", 5, 100, 100, None),
+        ("DOWN", 7, 200, 200, "HTTP 503"),
+        ("DOWN", 8, 250, 200, "timeout after 10s"),
+        ("UP", 6, 300, 300, None),
+        ("UP", 6, 400, 300, None),
+    ]
+    raw.executemany(
+        "INSERT INTO history (site_id, status, response_time_ms, checked_at, status_since, reason)"
+        " VALUES (1, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    raw.commit()
+    raw.close()
+
+    store = await Store.open(path)
+    page, _ = await history_page(store, 1, HistoryQuery())
+    assert [(r.status, r.last_checked, r.last_status_change, r.reason) for r in page] == [
+        (Status(s), at, since, reason) for s, _, at, since, reason in rows
+    ]
+    incidents, _ = await incidents_page(store, 1, limit=10, cursor=None, now=1000)
+    assert [(i.started_at, i.ended_at, i.reason, i.checks_failed) for i in incidents] == [
+        (200, 300, "HTTP 503", 2)
+    ]
+    await store.close()
+    assert sqlite3.connect(path).execute("PRAGMA auto_vacuum").fetchone()[0] == 2
