@@ -78,7 +78,10 @@ class Target:
 
 def make_target_app(target: Target) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
-        target.hits.append((time.monotonic(), request.path, dict(request.headers)))
+        seen = dict(request.headers)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        seen["X-Peer-Port"] = str(peer[1]) if peer else ""  # same port: a reused connection
+        target.hits.append((time.monotonic(), request.path, seen))
         delay = target.delays.get(request.path, target.delay)
         if delay:
             await asyncio.sleep(delay)

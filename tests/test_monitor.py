@@ -154,3 +154,34 @@ async def test_checks_keep_a_fixed_grid_despite_slow_answers(
     # Start n is n seconds after start 0: the 0.4 s answers do not push later checks back.
     drift = [abs((t - times[0]) - n) for n, t in enumerate(times[:6])]
     assert max(drift) < 0.2, drift
+
+
+@pytest.mark.parametrize(
+    ("global_keep_alive", "site_keep_alive", "reused"),
+    [(False, None, False), (False, True, True), (True, None, True), (True, False, False)],
+    ids=["default-fresh", "site-on", "global-on", "site-off-overrides"],
+)
+async def test_keep_alive_global_and_per_site(
+    start_app: AppClient,
+    settings: Settings,
+    target: Target,
+    global_keep_alive: bool,
+    site_keep_alive: bool | None,
+    reused: bool,
+) -> None:
+    client = await start_app(settings.model_copy(update={"keep_alive": global_keep_alive}))
+    body: dict[str, Any] = {"url": target.url("/ka"), "name": "ka", "check_interval_seconds": 1}
+    if site_keep_alive is not None:
+        body["keep_alive"] = site_keep_alive
+    resp = await client.post("/sites", json=body)
+    assert (await resp.json())["keep_alive"] == site_keep_alive
+
+    async def three() -> list[dict[str, str]]:
+        hits = [h for _, p, h in target.hits if p == "/ka"]
+        return hits if len(hits) >= 3 else []
+
+    hits = await eventually(three)
+    # aiohttp asks the server to close when it will not reuse the connection.
+    assert all((h.get("Connection", "").lower() == "close") is not reused for h in hits), hits
+    ports = {h["X-Peer-Port"] for h in hits}
+    assert len(ports) == (1 if reused else len(hits)), ports

@@ -41,7 +41,7 @@ from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
-from uptimed.monitor import Monitor
+from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
 from uptimed.scheduler import Scheduler
@@ -72,16 +72,26 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
-async def http_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One client session for all checks; a new connection per check unless keep-alive is on."""
-    connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=300)
-    app[HTTP] = aiohttp.ClientSession(
+def _check_session(*, keep_alive: bool) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
         connector=connector,
         headers={"User-Agent": f"uptimed/{__version__}"},
         cookie_jar=aiohttp.DummyCookieJar(),
     )
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Two client sessions shared by all checks: one connects afresh for every check (the
+    default: it sees what a new visitor sees), one keeps connections alive between checks."""
+    app[HTTP] = CheckSessions(
+        fresh=_check_session(keep_alive=False),
+        pooled=_check_session(keep_alive=True),
+        keep_alive=app[SETTINGS].keep_alive,
+    )
     yield
-    await app[HTTP].close()
+    await app[HTTP].fresh.close()
+    await app[HTTP].pooled.close()
 
 
 async def notify_http_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store
 from uptimed.db.maintenance import Retention
-from uptimed.monitor import Monitor
+from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import Notifier
 from uptimed.notify.outbox import Dispatcher
 from uptimed.scheduler import Scheduler
@@ -18,7 +18,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 STORE = web.AppKey("store", Store)
 RETENTION = web.AppKey("retention", Retention)
-HTTP = web.AppKey("http", aiohttp.ClientSession)  # checks: a new connection per check
+HTTP = web.AppKey("http", CheckSessions)  # checks: fresh connections, or pooled (keep-alive)
 NOTIFY_HTTP = web.AppKey("notify_http", aiohttp.ClientSession)  # Discord: pooled
 NOTIFIER = web.AppKey("notifier", Notifier)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)

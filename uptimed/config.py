@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     max_concurrent_checks: int = Field(
         500, ge=1, validation_alias=AliasChoices("UPTIMED_MAX_CONCURRENT_CHECKS")
     )
+    keep_alive: bool = Field(
+        False,
+        validation_alias=AliasChoices("UPTIMED_KEEP_ALIVE"),
+        description="reuse connections between checks (a site's keep_alive overrides it)",
+    )
     check_retries: int = Field(
         2, ge=0, le=10, validation_alias=AliasChoices("UPTIMED_CHECK_RETRIES")
     )

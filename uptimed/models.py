@@ -70,6 +70,11 @@ class SiteIn(_In):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["Example"])
     check_interval_seconds: int = Field(300, ge=1, le=86400)
     expected_status_code: int = Field(200, ge=100, le=599)
+    keep_alive: bool | None = Field(
+        None,
+        description="reuse connections for this site's checks; null follows the global "
+        "keep_alive setting (default off: each check connects afresh, like a new visitor)",
+    )
 
 
 class Site(SiteIn):

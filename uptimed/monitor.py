@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -22,6 +23,19 @@ from uptimed.models import Site, SiteState, Status
 from uptimed.notify.discord import build_payload
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckSessions:
+    """The checks' HTTP sessions; ``keep_alive`` is the default a site's own setting overrides."""
+
+    fresh: aiohttp.ClientSession
+    pooled: aiohttp.ClientSession
+    keep_alive: bool = False
+
+    def for_site(self, site: Site) -> aiohttp.ClientSession:
+        keep_alive = self.keep_alive if site.keep_alive is None else site.keep_alive
+        return self.pooled if keep_alive else self.fresh
 
 
 class Monitor:
@@ -36,7 +50,7 @@ class Monitor:
     def __init__(
         self,
         store: Store,
-        session: aiohttp.ClientSession,
+        sessions: CheckSessions,
         *,
         timeout: float,
         retries: int,
@@ -46,7 +60,7 @@ class Monitor:
         on_message: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
-        self._session = session
+        self._sessions = sessions
         self._timeout = timeout
         self._retries = retries
         self._semaphore = asyncio.Semaphore(max_concurrent)
@@ -78,7 +92,7 @@ class Monitor:
     async def _check_and_record(self, site: Site) -> None:
         async with self._semaphore:
             result = await check_site(
-                self._session,
+                self._sessions.for_site(site),
                 site,
                 timeout=self._timeout,
                 retries=self._retries,

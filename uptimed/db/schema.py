@@ -130,6 +130,10 @@ MIGRATIONS: list[str] = [
     {_rollup_table("rollup_hour")}
     {_rollup_table("rollup_day")}
     """,
+    # 3 -> 4: per-site keep-alive (NULL: the global setting).
+    """
+    ALTER TABLE sites ADD COLUMN keep_alive INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

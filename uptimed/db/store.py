@@ -40,7 +40,9 @@ MAX_SQLITE_INT = 2**63 - 1
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 AUTO_VACUUM_INCREMENTAL = 2
 
-_SITE_COLUMNS = "id, url, name, check_interval_seconds, expected_status_code, created_at"
+_SITE_COLUMNS = (
+    "id, url, name, check_interval_seconds, expected_status_code, created_at, keep_alive"
+)
 
 
 class NotFound(Exception):
@@ -48,7 +50,10 @@ class NotFound(Exception):
 
 
 def _site(row: sqlite3.Row) -> Site:
-    return Site.model_construct(**dict(row))
+    data = dict(row)
+    if data["keep_alive"] is not None:
+        data["keep_alive"] = bool(data["keep_alive"])
+    return Site.model_construct(**data)
 
 
 _WEBHOOK_SELECT = (
@@ -169,12 +174,14 @@ class Store:
         async with self.transaction() as db:
             cur = await db.execute(
                 "INSERT INTO sites (url, name, check_interval_seconds, expected_status_code,"
-                " created_at, status, status_since) VALUES (?, ?, ?, ?, ?, 'INITIAL', ?)",
+                " keep_alive, created_at, status, status_since)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'INITIAL', ?)",
                 (
                     data.url,
                     data.name,
                     data.check_interval_seconds,
                     data.expected_status_code,
+                    data.keep_alive,
                     now,
                     now,
                 ),
@@ -215,6 +222,12 @@ class Store:
             cur = await db.execute("DELETE FROM sites WHERE id = ?", (site_id,))
             if cur.rowcount == 0:
                 raise NotFound("Site not found")
+
+    @staticmethod
+    async def _site_status(db: aiosqlite.Connection, site_id: int) -> Status:
+        async with db.execute("SELECT status FROM sites WHERE id = ?", (site_id,)) as cur:
+            row = await cur.fetchone()
+        return Status(row[0]) if row else Status.INITIAL
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
         """Each site's current status, and when it was last checked (None: never)."""
@@ -318,7 +331,7 @@ class Store:
             raise NotFound("Site not found")
         async with self.transaction() as db:
             async with db.execute(
-                f"SELECT {_SITE_COLUMNS}, status FROM sites WHERE id = ?", (data.site_id,)
+                f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
             ) as cur:
                 site_row = await cur.fetchone()
             if site_row is None:
@@ -329,13 +342,14 @@ class Store:
             )
             webhook_id = cur.lastrowid
             pending = 0
-            if greeting is not None and site_row["status"] != Status.INITIAL:
+            site = _site(site_row)
+            status = await self._site_status(db, site.id)
+            if greeting is not None and status is not Status.INITIAL:
                 async with db.execute(
                     f"{HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at DESC LIMIT 1",
                     (data.site_id,),
                 ) as cur:
                     latest = history_row(await cur.fetchone())  # type: ignore[arg-type]
-                site = Site.model_construct(**{k: site_row[k] for k in Site.model_fields})
                 await db.execute(
                     "INSERT INTO outbox (webhook_id, url, payload, created_at) VALUES (?, ?, ?, ?)",
                     (webhook_id, data.discord_webhook_url, greeting(site, latest), now),
