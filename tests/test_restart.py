@@ -146,3 +146,47 @@ async def test_bad_config_exits_nonzero_with_one_line(
     assert len(lines) == 1, lines
     assert names in lines[0] and "Traceback" not in lines[0]
     assert time.monotonic() - started < 5  # about a second on an idle machine; CI is shared
+
+
+async def test_batched_history_sigkill_loses_only_the_last_batch_sigterm_nothing(
+    daemon: Daemon, target: Target
+) -> None:
+    daemon.env["UPTIMED_HISTORY_FLUSH_SECONDS"] = "30"  # nothing is flushed by the timer
+    await daemon.start()
+    status, site = await api(
+        daemon,
+        "POST",
+        "/sites",
+        {"url": target.url("/b"), "name": "b", "check_interval_seconds": 1},
+    )
+    assert status == 200
+
+    async def hits(n: int) -> bool:
+        return len(target.hit_times("/b")) >= n
+
+    await eventually(lambda: hits(3))
+    target.statuses["/b"] = 503  # a transition: batched rows go first, then it, at once
+    await eventually(lambda: hits(6))
+    await daemon.stop(signal.SIGKILL)
+    seen = len(target.hit_times("/b"))
+
+    await daemon.start()
+    _, rows = await api(daemon, "GET", f"/sites/{site['id']}/history")  # type: ignore[index]
+    statuses = [r["status"] for r in rows]  # type: ignore[index]
+    first_down = statuses.index("DOWN")
+    # Everything up to and including the transition survived the kill ...
+    assert statuses[0] == "INITIAL" and set(statuses[1:first_down]) == {"UP"}
+    assert first_down == statuses.count("UP") + 1
+    # ... and only DOWN checks after it, still in the 30 s batch, were lost.
+    assert len(rows) < seen + 1  # type: ignore[arg-type]
+
+    # SIGTERM writes the batch: every check the target saw is in the history.
+    target.statuses["/b"] = 200
+    await eventually(lambda: hits(seen + 3))
+    await daemon.stop(signal.SIGTERM)
+    total_hits = len(target.hit_times("/b"))
+    await daemon.start()
+    _, after = await api(daemon, "GET", f"/sites/{site['id']}/history")  # type: ignore[index]
+    lost_in_kill = seen + 1 - len(rows)  # type: ignore[arg-type]
+    assert len(after) == total_hits + 1 - lost_in_kill  # type: ignore[arg-type]
+    await daemon.stop(signal.SIGTERM)

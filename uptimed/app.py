@@ -127,6 +127,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         retries=settings.check_retries,
         max_concurrent=settings.max_concurrent_checks,
         append_unchanged=not settings.optimisation,
+        flush_seconds=settings.history_flush_seconds,
         clock=app[CLOCK].now,
         on_message=app[DISPATCHER].wake,
     )
@@ -148,6 +149,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         maintenance_interval=settings.maintenance_interval_seconds,
     )
     scheduler.start(sites, {site_id: last for site_id, (_, last) in states.items()})
+    monitor.start()
     app[MONITOR] = monitor
     app[SCHEDULER] = scheduler
     yield

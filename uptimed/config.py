@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         5, ge=0, validation_alias=AliasChoices("UPTIMED_SHUTDOWN_GRACE_SECONDS")
     )
+    # Checks that change no status are written in one transaction per this many seconds; a
+    # SIGKILL can lose at most that much history (never a transition or a message).
+    history_flush_seconds: float = Field(
+        0.1, gt=0, le=60, validation_alias=AliasChoices("UPTIMED_HISTORY_FLUSH_SECONDS")
+    )
     # History retention (days): raw check rows, then minute / hour / day rollups. Incidents are
     # kept as long as day rollups. Maintenance (rollups, pruning) runs every N seconds.
     history_retention_days: float = Field(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from uptimed.alerting import event_for, next_state
+from uptimed.batching import CheckBatcher
 from uptimed.checker import check_site
 from uptimed.db import Store
 from uptimed.models import Site, SiteState, Status
@@ -43,7 +44,8 @@ class Monitor:
 
     Keyword arguments: ``timeout`` per request in seconds, ``retries`` extra tries on network
     errors, ``max_concurrent`` checks in flight at once, ``append_unchanged`` False for
-    ``OPTIMISATION=1``, ``clock`` returns epoch seconds, ``on_message`` is called after a
+    ``OPTIMISATION=1``, ``flush_seconds`` between batched history writes (see batching.py),
+    ``clock`` returns epoch seconds, ``on_message`` is called after a
     transition's messages are committed (it wakes the outbox; it must not block).
     """
 
@@ -56,10 +58,14 @@ class Monitor:
         retries: int,
         max_concurrent: int,
         append_unchanged: bool,
+        flush_seconds: float = 0.1,
         clock: Callable[[], float] = time.time,
         on_message: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._batcher = CheckBatcher(
+            store, flush_seconds=flush_seconds, append_unchanged=append_unchanged
+        )
         self._sessions = sessions
         self._timeout = timeout
         self._retries = retries
@@ -69,6 +75,9 @@ class Monitor:
         self._on_message = on_message
         self._inflight: set[asyncio.Task[object]] = set()
         self.states: dict[int, SiteState] = {}
+
+    def start(self) -> None:
+        self._batcher.start()
 
     def add(self, site: Site) -> None:
         self.states[site.id] = SiteState(status=Status.INITIAL, since=site.created_at)
@@ -104,21 +113,24 @@ class Monitor:
         if result.checked_at <= previous.since:  # (site, time) is the row's key: keep it unique
             result = result.model_copy(update={"checked_at": previous.since + 1})
         state, transition = next_state(site.id, previous, result)
-        message = None
-        if transition is not None:
+        if transition is None:
+            self._batcher.add(site.id, result, state)
+        else:
+            # Rows batched before this transition go first: the order of a site's rows holds.
+            await self._batcher.flush()
             message = json.dumps(build_payload(event_for(site, transition)))
-        written = await self._store.record_check(
-            site.id,
-            result,
-            state,
-            transition,
-            append_unchanged=self._append_unchanged,
-            message=message,
-        )
-        if written and site.id in self.states:
-            self.states[site.id] = state
-        if written and message is not None:
-            self._on_message()
+            written = await self._store.record_check(
+                site.id,
+                result,
+                state,
+                transition,
+                append_unchanged=self._append_unchanged,
+                message=message,
+            )
+            if written and site.id in self.states:
+                self.states[site.id] = state
+            if written:
+                self._on_message()
         if transition is not None:
             log.info(
                 "transition site=%d %s->%s reason=%r rtt_ms=%d",
@@ -138,15 +150,18 @@ class Monitor:
             )
 
     async def drain(self, grace: float) -> None:
-        """Let checks in flight finish for up to ``grace`` seconds, then cancel the rest."""
+        """Let checks in flight finish for up to ``grace`` seconds, cancel the rest, and write
+        every batched row."""
         pending = {t for t in self._inflight if not t.done()}
         if not pending:
+            await self._batcher.close()
             return
         _, still = await asyncio.wait(pending, timeout=grace)
         for task in still:
             task.cancel()
         if still:
             await asyncio.wait(still)
+        await self._batcher.close()
         log.info(
             "shutdown checks_finished=%d checks_cancelled=%d", len(pending) - len(still), len(still)
         )

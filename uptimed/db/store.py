@@ -230,9 +230,11 @@ class Store:
         return Status(row[0]) if row else Status.INITIAL
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
-        """Each site's current status, and when it was last checked (None: never)."""
+        """Each site's current status, and when it was last checked (None: no row kept)."""
         async with self._conn.execute(
-            "SELECT id, status, status_since, last_checked FROM sites"
+            "SELECT id, status, status_since,"
+            " (SELECT max(checked_at) FROM history h WHERE h.site_id = s.id) AS last_checked"
+            " FROM sites s"
         ) as cur:
             return {
                 row["id"]: (
@@ -304,6 +306,43 @@ class Store:
             if message is not None:
                 await self._queue(db, site_id, message, result.checked_at)
         return True
+
+    async def write_checks(
+        self,
+        rows: list[tuple[int, int, int, int, str | None, int]],
+        in_place: list[tuple[int, int, str | None, int]],
+        failed: list[int],
+    ) -> None:
+        """Write a batch of checks that changed no status, in one transaction.
+
+        ``rows`` are new history rows (site_id, status code, response_time_ms, checked_at,
+        reason, status_since); ``in_place`` updates the latest row of a site instead
+        (response_time_ms, checked_at, reason, site_id: ``OPTIMISATION=1``); ``failed`` holds a
+        site id per DOWN check, counted in its open incident. Rows of sites deleted meanwhile are
+        dropped, not an error.
+        """
+        async with self.transaction() as db:
+            if rows:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO history"
+                    " (site_id, status, response_time_ms, checked_at, reason, status_since)"
+                    " SELECT ?1, ?2, ?3, ?4, ?5, ?6"
+                    " WHERE EXISTS (SELECT 1 FROM sites WHERE id = ?1)",
+                    rows,
+                )
+            if in_place:
+                await db.executemany(
+                    "UPDATE history SET response_time_ms = ?1, checked_at = ?2, reason = ?3"
+                    " WHERE site_id = ?4 AND checked_at ="
+                    " (SELECT max(checked_at) FROM history WHERE site_id = ?4)",
+                    in_place,
+                )
+            if failed:
+                await db.executemany(
+                    "UPDATE incidents SET checks_failed = checks_failed + 1"
+                    " WHERE site_id = ? AND ended_at IS NULL",
+                    [(site_id,) for site_id in failed],
+                )
 
     @staticmethod
     async def _queue(db: aiosqlite.Connection, site_id: int, payload: str, now: int) -> None:

@@ -1,0 +1,85 @@
+"""Batches the history rows of checks that changed nothing, one transaction per interval.
+
+At thousands of checks a second a transaction per check costs more than the check. Checks that
+change a status do not wait here: the monitor flushes this batch and then writes the transition,
+its history row and its messages in one transaction of their own. So a SIGKILL can lose at most
+the rows of the last interval (``flush_seconds``), never a transition or a pending message; a
+SIGTERM loses nothing (``close`` flushes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from uptimed.db import Store
+from uptimed.db.schema import STATUS_CODES
+from uptimed.models import CheckResult, SiteState, Status
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 200_000  # rows kept while the disk refuses writes, before the oldest are dropped
+
+
+class CheckBatcher:
+    """``add`` never waits; ``start`` runs the flush loop, ``flush`` writes now, ``close`` ends."""
+
+    def __init__(self, store: Store, *, flush_seconds: float, append_unchanged: bool) -> None:
+        self._store = store
+        self._interval = flush_seconds
+        self._append = append_unchanged
+        self._rows: list[tuple[int, int, int, int, str | None, int]] = []
+        self._in_place: list[tuple[int, int, str | None, int]] = []
+        self._failed: list[int] = []
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, site_id: int, result: CheckResult, state: SiteState) -> None:
+        if self._append:
+            self._rows.append(
+                (
+                    site_id,
+                    STATUS_CODES[result.status],
+                    result.response_time_ms,
+                    result.checked_at,
+                    result.reason,
+                    state.since,
+                )
+            )
+        else:
+            self._in_place.append(
+                (result.response_time_ms, result.checked_at, result.reason, site_id)
+            )
+        if result.status is Status.DOWN:
+            self._failed.append(site_id)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="history-batches")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is pending; on a write error keep it for the next try (bounded)."""
+        async with self._lock:
+            rows, in_place, failed = self._rows, self._in_place, self._failed
+            if not (rows or in_place or failed):
+                return
+            self._rows, self._in_place, self._failed = [], [], []
+            try:
+                await self._store.write_checks(rows, in_place, failed)
+            except Exception:
+                log.exception("history batch not written rows=%d; will retry", len(rows))
+                self._rows = (rows + self._rows)[-MAX_PENDING:]
+                self._in_place = (in_place + self._in_place)[-MAX_PENDING:]
+                self._failed = (failed + self._failed)[-MAX_PENDING:]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
