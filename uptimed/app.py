@@ -8,9 +8,11 @@ the clients close, then the database: nothing is written to a closed connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import suppress
 
 import aiohttp
 from aiohttp import web
@@ -131,9 +133,6 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK].now,
         on_message=app[DISPATCHER].wake,
     )
-    sites = await app[STORE].list_sites()
-    states = await app[STORE].site_states()
-    monitor.states = {site_id: state for site_id, (state, _) in states.items()}
     store, clock, retention = app[STORE], app[CLOCK], app[RETENTION]
 
     async def maintenance_job() -> None:
@@ -148,11 +147,16 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         maintenance=maintenance_job,
         maintenance_interval=settings.maintenance_interval_seconds,
     )
-    scheduler.start(sites, {site_id: last for site_id, (_, last) in states.items()})
+    scheduler.start()
     monitor.start()
     app[MONITOR] = monitor
     app[SCHEDULER] = scheduler
+    # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
+    resuming = asyncio.create_task(scheduler.resume(store), name="resume")
     yield
+    resuming.cancel()
+    with suppress(asyncio.CancelledError):
+        await resuming
     await scheduler.stop(grace=settings.shutdown_grace_seconds)
 
 

@@ -6,6 +6,7 @@ they become ISO 8601 UTC strings with milliseconds and ``Z`` only when serialise
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -107,10 +108,12 @@ class HistoryRow(BaseModel):
     reason: str | None = None
 
 
-class CheckResult(BaseModel):
-    """What one check saw; a down site is a value here, never an exception."""
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one check saw; a down site is a value here, never an exception.
 
-    model_config = ConfigDict(frozen=True)
+    A dataclass, not a model: thousands are made a second and none crosses the API.
+    """
 
     status: Status
     checked_at: int
@@ -119,7 +122,8 @@ class CheckResult(BaseModel):
     http_status: int | None = None
 
 
-class SiteState(BaseModel):
+@dataclass(frozen=True, slots=True)
+class SiteState:
     """The current status of a site and since when (epoch ms) it holds."""
 
     status: Status

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
@@ -111,7 +111,7 @@ class Monitor:
         if previous is None:  # deleted while it was being checked
             return
         if result.checked_at <= previous.since:  # (site, time) is the row's key: keep it unique
-            result = result.model_copy(update={"checked_at": previous.since + 1})
+            result = replace(result, checked_at=previous.since + 1)
         state, transition = next_state(site.id, previous, result)
         if transition is None:
             self._batcher.add(site.id, result, state)

@@ -90,6 +90,17 @@ def history_row(row: sqlite3.Row) -> HistoryRow:
     )
 
 
+_FETCH_CHUNK = 2000
+
+
+async def _fetch_all(cur: aiosqlite.Cursor) -> list[sqlite3.Row]:
+    """All rows in a few large fetches; ``async for`` would cross threads every 64 rows."""
+    rows: list[sqlite3.Row] = []
+    while batch := await cur.fetchmany(_FETCH_CHUNK):
+        rows.extend(batch)
+    return rows
+
+
 def _valid_id(value: int) -> bool:
     return 0 < value <= MAX_SQLITE_INT
 
@@ -195,8 +206,16 @@ class Store:
         return Site.model_construct(**data.model_dump(), id=site_id, created_at=now)
 
     async def list_sites(self) -> list[Site]:
+        sites: list[Site] = []
         async with self._conn.execute(f"SELECT {_SITE_COLUMNS} FROM sites ORDER BY id") as cur:
-            return [_site(row) async for row in cur]
+            while batch := await cur.fetchmany(_FETCH_CHUNK):
+                sites.extend(_site(row) for row in batch)
+                await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
+        return sites
+
+    async def site_ids(self) -> list[int]:
+        async with self._conn.execute("SELECT id FROM sites") as cur:
+            return [row[0] for row in await _fetch_all(cur)]
 
     async def get_site(self, site_id: int) -> Site:
         if _valid_id(site_id):
@@ -236,13 +255,12 @@ class Store:
             " (SELECT max(checked_at) FROM history h WHERE h.site_id = s.id) AS last_checked"
             " FROM sites s"
         ) as cur:
-            return {
-                row["id"]: (
-                    SiteState(status=Status(row["status"]), since=row["status_since"]),
-                    row["last_checked"],
-                )
-                async for row in cur
-            }
+            states: dict[int, tuple[SiteState, int | None]] = {}
+            while batch := await cur.fetchmany(_FETCH_CHUNK):
+                for site_id, status, since, last in batch:
+                    states[site_id] = (SiteState(Status(status), since), last)
+                await asyncio.sleep(0)
+            return states
 
     # --- checks ------------------------------------------------------------------------------
 
