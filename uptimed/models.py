@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 from yarl import URL
@@ -50,7 +51,16 @@ def _check_http_url(value: str) -> str:
 HttpUrl = Annotated[
     str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_check_http_url)
 ]
-Timestamp = Annotated[int, PlainSerializer(iso_ms, return_type=str, when_used="json")]
+# An int inside the daemon, an ISO 8601 string on the wire: the OpenAPI response schemas
+# (serialization mode) must say so, request schemas never contain one.
+Timestamp = Annotated[
+    int,
+    PlainSerializer(iso_ms, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2025-02-15T06:30:00.000Z"]},
+        mode="serialization",
+    ),
+]
 
 
 class Status(StrEnum):
@@ -65,11 +75,26 @@ class _In(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=True)
 
 
+class QueryModel(BaseModel):
+    """Query strings: values arrive as text, so "5" is read as 5; unknown parameters ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+SiteId = Annotated[int, Field(ge=1, description="The site's id.")]
+WebhookId = Annotated[int, Field(ge=1, description="The webhook's id.")]
+
+
 class SiteIn(_In):
-    url: HttpUrl = Field(examples=["https://example.com/health"])
+    url: HttpUrl = Field(
+        examples=["https://example.com/health"],
+        description="An absolute http(s) URL with a host; private and loopback hosts are allowed.",
+    )
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["Example"])
-    check_interval_seconds: int = Field(300, ge=1, le=86400)
-    expected_status_code: int = Field(200, ge=100, le=599)
+    check_interval_seconds: int = Field(300, ge=1, le=86400, description="Seconds between checks.")
+    expected_status_code: int = Field(
+        200, ge=100, le=599, description="The site is UP when the final answer has this status."
+    )
 
 
 class Site(SiteIn):
@@ -80,9 +105,10 @@ class Site(SiteIn):
 
 
 class WebhookIn(_In):
-    site_id: int = Field(ge=1)
+    site_id: int = Field(ge=1, description="The site whose status changes this webhook hears of.")
     discord_webhook_url: HttpUrl = Field(
-        examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"]
+        examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"],
+        description="A Discord execute-webhook URL.",
     )
 
 
@@ -138,7 +164,20 @@ class Transition(BaseModel):
 class Detail(BaseModel):
     """Every error body, and the body of deletions."""
 
-    detail: str
+    detail: str = Field(examples=["Site not found"])
+
+
+class Health(BaseModel):
+    """``GET /healthz``: the process is up and serving."""
+
+    status: Literal["ok"] = "ok"
+
+
+class TrialResult(BaseModel):
+    """``POST /webhooks/{id}/test`` when Discord accepted the message."""
+
+    detail: str = Field(examples=["Test message delivered"])
+    discord_status: int = Field(examples=[204], description="the HTTP status Discord answered")
 
 
 class EventKind(StrEnum):

@@ -1,19 +1,25 @@
-"""Routes: ``/healthz`` is public, everything else sits behind Basic auth (see middleware)."""
+"""Routes: ``/healthz`` and ``/openapi.json`` are public, everything else sits behind Basic auth
+(see middleware). Every handler declares its OpenAPI operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import sites, webhooks
+from uptimed.api import docs, sites, webhooks
+from uptimed.api.openapi import operation
+from uptimed.models import Health
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
 
 
+@operation("Liveness probe", tags=["health"], response=Health, public=True)
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """No auth and no data: for load balancers and container health checks."""
+    return web.json_response(Health().model_dump(mode="json"))
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(sites.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(docs.routes)
