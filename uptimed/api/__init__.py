@@ -1,5 +1,6 @@
-"""Routes: ``/healthz`` and ``/openapi.json`` are public, everything else sits behind Basic auth
-(see middleware). Every handler declares its OpenAPI operation (see ``api/openapi.py``)."""
+"""Routes: ``/healthz`` is public, the docs pages are public unless ``docs_public`` is off,
+everything else sits behind Basic auth (see middleware). Every handler declares its OpenAPI
+operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from uptimed.api import docs, sites, webhooks
 from uptimed.api.openapi import operation
 from uptimed.models import Health
 
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz"})
 
 
 @operation("Liveness probe", tags=["health"], response=Health, public=True)
 async def healthz(request: web.Request) -> web.Response:
     """No auth and no data: for load balancers and container health checks."""
     return web.json_response(Health().model_dump(mode="json"))
+
+
+def public_paths(*, docs_public: bool) -> frozenset[str]:
+    """The paths served without credentials."""
+    return PUBLIC_PATHS | docs.PATHS if docs_public else PUBLIC_PATHS
 
 
 def setup_routes(app: web.Application) -> None:
