@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -101,6 +102,17 @@ Timestamp = Annotated[
 ]
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 60.0 is the integer 60 (as JSON Schema says), 60.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer in a request body: strict (no "60", no true), but 60.0 counts.
+JsonInt = Annotated[int, BeforeValidator(_whole_number)]
+
+
 class Status(StrEnum):
     INITIAL = "INITIAL"
     UP = "UP"
@@ -132,8 +144,10 @@ class SiteIn(_In):
         description="An absolute http(s) URL with a host; private and loopback hosts are allowed.",
     )
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["Example"])
-    check_interval_seconds: int = Field(300, ge=1, le=86400, description="Seconds between checks.")
-    expected_status_code: int = Field(
+    check_interval_seconds: JsonInt = Field(
+        300, ge=1, le=86400, description="Seconds between checks."
+    )
+    expected_status_code: JsonInt = Field(
         200, ge=100, le=599, description="The site is UP when the final answer has this status."
     )
 
@@ -146,7 +160,9 @@ class Site(SiteIn):
 
 
 class WebhookIn(_In):
-    site_id: int = Field(ge=1, description="The site whose status changes this webhook hears of.")
+    site_id: JsonInt = Field(
+        ge=1, description="The site whose status changes this webhook hears of."
+    )
     discord_webhook_url: HttpUrl = Field(
         examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"],
         description="A Discord execute-webhook URL.",
