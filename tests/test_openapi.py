@@ -51,7 +51,7 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
         ("GET", "/sites/{id}/history"),
         ("POST", "/webhooks"),
         ("GET", "/webhooks"),
-        ("GET", "/webhooks/{site_id}"),
+        ("GET", "/webhooks/{id}"),
         ("DELETE", "/webhooks/{id}"),
         ("POST", "/webhooks/{id}/test"),
     }
@@ -74,6 +74,17 @@ def test_declared_path_parameters_must_match_the_route() -> None:
     handler = operation("x", response=Detail, path={"site_id": int})(_copy(undocumented))
     app.router.add_get("/things/{id}", handler)
     with pytest.raises(SpecError, match="names \\['site_id'\\], the route has \\['id'\\]"):
+        build_spec(app)
+
+
+def test_two_routes_that_openapi_reads_as_one_path_fail_the_build() -> None:
+    # OpenAPI counts /things/{id} and /things/{name} as the same path: name it once.
+    app = web.Application()
+    app.router.add_get("/things/{id}", operation("x", response=Detail, path={"id": int})(paged))
+    app.router.add_delete(
+        "/things/{name}", operation("y", response=Detail, path={"name": str})(_copy(paged))
+    )
+    with pytest.raises(SpecError, match=r"/things/\{name\} and /things/\{id\} are one path"):
         build_spec(app)
 
 

@@ -149,6 +149,7 @@ def documented_routes(app: web.Application) -> list[tuple[str, str, Operation]]:
     ``SpecError`` for a route whose handler has no ``@operation``.
     """
     found = []
+    shapes: dict[str, str] = {}
     for route in app.router.routes():
         if route.method == hdrs.METH_HEAD:
             continue
@@ -165,6 +166,9 @@ def documented_routes(app: web.Application) -> list[tuple[str, str, Operation]]:
                 f"{route.method} {path}: @operation(path=...) names {sorted(op.path)}, "
                 f"the route has {sorted(names)}"
             )
+        shape = _PATH_PARAM.sub("{}", path)
+        if shapes.setdefault(shape, path) != path:
+            raise SpecError(f"{path} and {shapes[shape]} are one path to OpenAPI: use one name")
         found.append((route.method, _PATH_PARAM.sub(r"{\1}", path), op))
     return found
 
