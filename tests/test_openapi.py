@@ -153,6 +153,16 @@ def test_request_bodies_and_examples_come_from_the_models(settings: Settings) ->
     }
 
 
+def test_an_answer_that_is_not_json_names_its_media_type() -> None:
+    app = web.Application()
+    csv = operation("CSV", response=str, media_type="text/csv", path={"id": int})(paged)
+    app.router.add_get("/things/{id}.csv", csv)
+    spec = build_spec(app)
+    validate(spec)
+    ok = spec["paths"]["/things/{id}.csv"]["get"]["responses"]["200"]
+    assert ok["content"] == {"text/csv": {"schema": {"type": "string"}}}
+
+
 class Page(QueryModel):
     limit: int = Field(1000, ge=1, le=10000, description="rows per page")
     status: Status | None = None

@@ -13,7 +13,7 @@ cannot drift from the code. Adding an endpoint means adding one decorator::
     @operation(
         "A site's checks, oldest first",
         tags=["sites"],
-        path={"id": SITE_ID},
+        path={"id": SiteId},
         query=HistoryQuery,
         response=list[HistoryRow],
         headers={"Link": 'the next page, as <url>; rel="next"'},
@@ -31,6 +31,8 @@ validation-mode JSON Schema, responses the serialization mode (times are ISO str
 A route whose handler has no ``@operation`` makes ``build_spec`` raise ``SpecError``, and a
 test builds the spec of the real app: an undocumented endpoint fails CI. Routes that are not
 part of the API (the docs pages and their assets) declare ``@operation(hidden=True)``.
+
+An answer that is not JSON names its media type: ``response=str, media_type="text/csv"``.
 
 Query parameters: each field of the ``query`` model is one parameter. A list field is written
 comma-separated (``?window=24h,7d``: OpenAPI ``style: form, explode: false``), which is what
@@ -84,6 +86,7 @@ class Operation:
     response: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     errors: Mapping[int, str] = field(default_factory=dict)
+    media_type: str = "application/json"
     public: bool = False
     hidden: bool = False
 
@@ -99,14 +102,16 @@ def operation(
     response: Any = None,
     headers: Mapping[str, str] | None = None,
     errors: Mapping[int, str] | None = None,
+    media_type: str = "application/json",
     public: bool = False,
     hidden: bool = False,
 ) -> Callable[[F], F]:
     """Declare a handler's operation: ``path`` maps each ``{name}`` in the route to its type,
     ``query`` and ``body`` are the models the handler validates with, ``response`` the type of
     the 200 body (any type pydantic can describe: ``Site``, ``list[Site]``), ``headers`` the
-    200 response headers, ``errors`` extra error statuses and what they mean, ``public`` that
-    no auth is needed. The description defaults to the handler's docstring.
+    200 response headers, ``errors`` extra error statuses and what they mean, ``media_type``
+    that of the 200 body, ``public`` that no auth is needed. The description defaults to the
+    handler's docstring.
 
     The handler is returned unchanged, so the decorator may sit above or below ``@routes.get``.
     """
@@ -124,6 +129,7 @@ def operation(
             response=response,
             headers=dict(headers or {}),
             errors=dict(errors or {}),
+            media_type=media_type,
             public=public,
             hidden=hidden,
         )
@@ -238,7 +244,8 @@ def build_spec(app: web.Application) -> dict[str, Any]:
             item["parameters"] = parameters
         if key["body"] is not None:
             item["requestBody"] = {"required": True, "content": _json(schemas[key["body"]])}
-        ok: dict[str, Any] = {"description": "OK", "content": _json(schemas[key["response"]])}
+        content = {op.media_type: {"schema": schemas[key["response"]]}}
+        ok: dict[str, Any] = {"description": "OK", "content": content}
         if op.headers:
             ok["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}
