@@ -185,3 +185,13 @@ async def test_delete_site_stops_checks_and_removes_history_and_webhooks(
     # Two more intervals pass: no further check may reach the target (one may have been in flight).
     await wait_out(2.2)
     assert len(target.hit_times("/del")) <= hits_at_delete + 1
+
+
+async def test_a_whole_number_written_as_a_float_is_an_integer(
+    client: TestClient, target: Target
+) -> None:
+    # JSON Schema (and so every client generated from /openapi.json) counts 60.0 as an integer.
+    body = {"url": target.url(), "name": "x", "check_interval_seconds": 60.0}
+    resp = await client.post("/sites", json=body)
+    assert resp.status == 200
+    assert (await resp.json())["check_interval_seconds"] == 60

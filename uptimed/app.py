@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from uptimed import __version__
-from uptimed.api import PUBLIC_PATHS, setup_routes
+from uptimed.api import public_paths, setup_routes
 from uptimed.api.middleware import (
     AUTH_FAILURE_WINDOW,
     AuthConfig,
@@ -170,7 +170,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         password=password,
         failures=SlidingWindow(settings.auth_failure_limit, AUTH_FAILURE_WINDOW, clock.monotonic),
         requests=SlidingWindow(settings.rate_limit, settings.rate_window, clock.monotonic),
-        public_paths=PUBLIC_PATHS,
+        public_paths=public_paths(docs_public=settings.docs_public),
     )
     app = web.Application(
         middlewares=[errors, auth_middleware(auth)], client_max_size=MAX_BODY_BYTES

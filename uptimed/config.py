@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     optimisation: bool = Field(False, description="1: unchanged checks append no history row")
     default_timeout_seconds: float = Field(10, gt=0, le=300)
     redis_url: str | None = Field(None, description="accepted for old .env files; unused")
+    docs_public: bool = Field(
+        True,
+        validation_alias=AliasChoices("UPTIMED_DOCS_PUBLIC"),
+        description="/openapi.json, /docs and /redoc without auth (they hold no data)",
+    )
     max_concurrent_checks: int = Field(
         500, ge=1, validation_alias=AliasChoices("UPTIMED_MAX_CONCURRENT_CHECKS")
     )

@@ -6,6 +6,7 @@ they become ISO 8601 UTC strings with milliseconds and ``Z`` only when serialise
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,9 +15,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 from yarl import URL
@@ -31,15 +34,50 @@ def iso_ms(ms: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+# What a site or webhook URL may be, as one regular expression that the validator applies and
+# the OpenAPI schema publishes, so that clients and the API agree on every string: http or
+# https, optional user:password@, an ASCII host name (IDN hosts in punycode, "xn--...") or an
+# IPv4 or bracketed IPv6 address, an optional port up to 65535, then path, query and fragment
+# without spaces or control characters. It reads the same in ECMAScript (what JSON Schema
+# means) and Python, provided Python applies it with ``fullmatch``: a plain ``match`` would let
+# "$" match before a final newline. tests/test_models.py checks with hypothesis that every
+# match is accepted. (Lone surrogates, which no UTF-8 client can send, are left out of the
+# pattern because Rust-based JSON Schema tools reject such a range; yarl refuses them.)
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = rf"(?:{_H16}:{_H16}|{_OCTET}(?:\.{_OCTET}){{3}})"
+_IPV6 = "|".join(
+    [
+        rf"(?:{_H16}:){{6}}{_LS32}",
+        rf"::(?:{_H16}:){{5}}{_LS32}",
+        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    ]
+)
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[(?:{_IPV6})\])"
+_USERINFO = "(?:[A-Za-z0-9._~!$&'()*+,;=-]+(?::[A-Za-z0-9._~!$&'()*+,;=-]*)?@)?"
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_REST = "[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_USERINFO}{_HOST}(?::{_PORT})?(?:[/?#]{_REST}*)?$"
+_URL = re.compile(URL_PATTERN)
+
+
 def _check_http_url(value: str) -> str:
-    """Accept only absolute http(s) URLs with a host that aiohttp can request."""
+    """Accept exactly the strings ``URL_PATTERN`` matches; yarl must be able to parse them
+    too (it always can: the pattern is stricter, which the tests check)."""
     try:
         url = URL(value)
         ok = (
-            url.scheme in ("http", "https")
+            _URL.fullmatch(value) is not None
+            and url.scheme in ("http", "https")
             and bool(url.host)
             and url.port is not None
-            and not any(c.isspace() for c in value)
         )
     except (ValueError, TypeError):
         ok = False
@@ -49,9 +87,31 @@ def _check_http_url(value: str) -> str:
 
 
 HttpUrl = Annotated[
-    str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_check_http_url)
+    str,
+    Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": URL_PATTERN}),
+    AfterValidator(_check_http_url),
 ]
-Timestamp = Annotated[int, PlainSerializer(iso_ms, return_type=str, when_used="json")]
+# An int inside the daemon, an ISO 8601 string on the wire: the OpenAPI response schemas
+# (serialization mode) must say so, request schemas never contain one.
+Timestamp = Annotated[
+    int,
+    PlainSerializer(iso_ms, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2025-02-15T06:30:00.000Z"]},
+        mode="serialization",
+    ),
+]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 60.0 is the integer 60 (as JSON Schema says), 60.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer in a request body: strict (no "60", no true), but 60.0 counts.
+JsonInt = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class Status(StrEnum):
@@ -61,20 +121,40 @@ class Status(StrEnum):
 
 
 class _In(BaseModel):
-    """Request bodies: JSON types are strict ("300" is not an integer), unknown keys ignored."""
+    """Request bodies: JSON types are strict ("300" is not an integer), unknown keys ignored.
 
-    model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=True)
+    Strings are taken as sent (no stripping), so the published JSON Schema, lengths included,
+    says exactly what is accepted."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class QueryModel(BaseModel):
+    """Query strings: values arrive as text, so "5" is read as 5; unknown parameters ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+SiteId = Annotated[int, Field(ge=1, description="The site's id.")]
+WebhookId = Annotated[int, Field(ge=1, description="The webhook's id.")]
 
 
 class SiteIn(_In):
-    url: HttpUrl = Field(examples=["https://example.com/health"])
+    url: HttpUrl = Field(
+        examples=["https://example.com/health"],
+        description="An absolute http(s) URL with a host; private and loopback hosts are allowed.",
+    )
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["Example"])
-    check_interval_seconds: int = Field(300, ge=1, le=86400)
-    expected_status_code: int = Field(200, ge=100, le=599)
+    check_interval_seconds: JsonInt = Field(
+        300, ge=1, le=86400, description="Seconds between checks."
+    )
+    expected_status_code: JsonInt = Field(
+        200, ge=100, le=599, description="The site is UP when the final answer has this status."
+    )
     keep_alive: bool | None = Field(
         None,
-        description="reuse connections for this site's checks; null follows the global "
-        "keep_alive setting (default off: each check connects afresh, like a new visitor)",
+        description="Reuse connections for this site's checks; null follows the global "
+        "keep_alive setting (default off: each check connects afresh, like a new visitor).",
     )
 
 
@@ -86,9 +166,12 @@ class Site(SiteIn):
 
 
 class WebhookIn(_In):
-    site_id: int = Field(ge=1)
+    site_id: JsonInt = Field(
+        ge=1, description="The site whose status changes this webhook hears of."
+    )
     discord_webhook_url: HttpUrl = Field(
-        examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"]
+        examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"],
+        description="A Discord execute-webhook URL.",
     )
 
 
@@ -144,12 +227,6 @@ class Transition(BaseModel):
     response_time_ms: int | None = None
 
 
-class _Query(BaseModel):
-    """Query strings: values arrive as text, so types are converted (not strict)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -157,16 +234,15 @@ def _utc(value: datetime) -> datetime:
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 
-class HistoryQuery(_Query):
+class HistoryQuery(QueryModel):
     limit: int = Field(1000, ge=1, le=10000, description="rows per page, newest first")
     since: UtcTime | None = Field(None, description="only rows checked at or after (ISO 8601)")
     until: UtcTime | None = Field(None, description="only rows checked before (ISO 8601)")
     status: Status | None = None
     cursor: int | None = Field(None, ge=0, description="from the Link rel=next of the last page")
-    format: Literal["json", "csv"] = "json"
 
 
-class PageQuery(_Query):
+class PageQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
     cursor: int | None = Field(None, ge=0)
 
@@ -175,7 +251,7 @@ WINDOW_RE = r"^[1-9][0-9]{0,4}[hd]$"
 DEFAULT_WINDOWS = ["24h", "7d", "30d"]
 
 
-class UptimeQuery(_Query):
+class UptimeQuery(QueryModel):
     window: list[Annotated[str, Field(pattern=WINDOW_RE)]] = Field(
         default_factory=lambda: list(DEFAULT_WINDOWS),
         max_length=10,
@@ -225,7 +301,20 @@ class Uptime(BaseModel):
 class Detail(BaseModel):
     """Every error body, and the body of deletions."""
 
-    detail: str
+    detail: str = Field(examples=["Site not found"])
+
+
+class Health(BaseModel):
+    """``GET /healthz``: the process is up and serving."""
+
+    status: Literal["ok"] = "ok"
+
+
+class TrialResult(BaseModel):
+    """``POST /webhooks/{id}/test`` when Discord accepted the message."""
+
+    detail: str = Field(examples=["Test message delivered"])
+    discord_status: int = Field(examples=[204], description="the HTTP status Discord answered")
 
 
 class EventKind(StrEnum):

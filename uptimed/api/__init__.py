@@ -1,16 +1,27 @@
-"""Routes: ``/healthz`` is public, everything else sits behind Basic auth (see middleware)."""
+"""Routes: ``/healthz`` is public, the docs pages are public unless ``docs_public`` is off,
+everything else sits behind Basic auth (see middleware). Every handler declares its OpenAPI
+operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import reports, sites, webhooks
+from uptimed.api import docs, reports, sites, webhooks
+from uptimed.api.openapi import operation
+from uptimed.models import Health
 
 PUBLIC_PATHS = frozenset({"/healthz"})
 
 
+@operation("Liveness probe", tags=["health"], response=Health, public=True)
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """No auth and no data: for load balancers and container health checks."""
+    return web.json_response(Health().model_dump(mode="json"))
+
+
+def public_paths(*, docs_public: bool) -> frozenset[str]:
+    """The paths served without credentials."""
+    return PUBLIC_PATHS | docs.PATHS if docs_public else PUBLIC_PATHS
 
 
 def setup_routes(app: web.Application) -> None:
@@ -18,3 +29,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(sites.routes)
     app.router.add_routes(reports.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(docs.routes)

@@ -8,10 +8,19 @@ import io
 from aiohttp import web
 from yarl import URL
 
+from uptimed.api.openapi import operation
 from uptimed.api.validation import parse_query, path_id
 from uptimed.app_keys import CLOCK, RETENTION, STORE
 from uptimed.db import reports
-from uptimed.models import HistoryQuery, HistoryRow, PageQuery, Uptime, UptimeQuery
+from uptimed.models import (
+    HistoryQuery,
+    HistoryRow,
+    Incident,
+    PageQuery,
+    SiteId,
+    Uptime,
+    UptimeQuery,
+)
 
 routes = web.RouteTableDef()
 
@@ -41,18 +50,38 @@ async def _history(request: web.Request, *, csv_format: bool) -> web.Response:
     query = parse_query(request, HistoryQuery)
     rows, cursor = await reports.history_page(store, site.id, query)
     headers = _next_link(request, cursor)
-    if csv_format or query.format == "csv":
+    if csv_format:
         headers["Content-Disposition"] = f'attachment; filename="site-{site.id}-history.csv"'
         return web.Response(text=_csv(rows), content_type="text/csv", headers=headers)
     return web.json_response([r.model_dump(mode="json") for r in rows], headers=headers)
 
 
+_PAGED = {"Link": 'The next (older) page, as <url>; rel="next"; absent on the last page.'}
+
+
 @routes.get("/sites/{id}/history")
+@operation(
+    "A site's checks: the newest `limit` that match, oldest first",
+    tags=["history"],
+    path={"id": SiteId},
+    query=HistoryQuery,
+    response=list[HistoryRow],
+    headers=_PAGED,
+)
 async def site_history(request: web.Request) -> web.Response:
     return await _history(request, csv_format=False)
 
 
 @routes.get("/sites/{id}/history.csv")
+@operation(
+    "The same rows as CSV, for spreadsheets",
+    tags=["history"],
+    path={"id": SiteId},
+    query=HistoryQuery,
+    response=str,
+    media_type="text/csv",
+    headers=_PAGED,
+)
 async def site_history_csv(request: web.Request) -> web.Response:
     return await _history(request, csv_format=True)
 
@@ -72,21 +101,43 @@ async def _incidents(request: web.Request, site_id: int | None) -> web.Response:
 
 
 @routes.get("/sites/{id}/incidents")
+@operation(
+    "A site's down periods, newest first",
+    tags=["history"],
+    path={"id": SiteId},
+    query=PageQuery,
+    response=list[Incident],
+    headers=_PAGED,
+)
 async def site_incidents(request: web.Request) -> web.Response:
     site = await request.app[STORE].get_site(path_id(request))
     return await _incidents(request, site.id)
 
 
 @routes.get("/incidents")
+@operation(
+    "Down periods of all sites, newest first",
+    tags=["history"],
+    query=PageQuery,
+    response=list[Incident],
+    headers=_PAGED,
+)
 async def all_incidents(request: web.Request) -> web.Response:
     return await _incidents(request, None)
 
 
 @routes.get("/sites/{id}/uptime")
+@operation(
+    "Uptime, checks, down time, incidents and response times over windows",
+    tags=["history"],
+    path={"id": SiteId},
+    query=UptimeQuery,
+    response=Uptime,
+)
 async def site_uptime(request: web.Request) -> web.Response:
     app = request.app
     site = await app[STORE].get_site(path_id(request))
-    query = parse_query(request, UptimeQuery, multi=("window",))
+    query = parse_query(request, UptimeQuery)
     now = app[CLOCK].now_ms()
     windows = [
         await reports.uptime_window(app[STORE], site, w, now=now, retention=app[RETENTION])

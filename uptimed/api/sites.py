@@ -7,16 +7,19 @@ import json
 from aiohttp import web
 
 from uptimed.alerting import ended_event
+from uptimed.api.openapi import operation
 from uptimed.api.validation import parse_body, path_id
 from uptimed.app_keys import CLOCK, DISPATCHER, MONITOR, SCHEDULER, STORE
-from uptimed.models import SiteIn
+from uptimed.models import Detail, Site, SiteId, SiteIn
 from uptimed.notify.discord import build_payload
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/sites")
+@operation("Add a site", tags=["sites"], body=SiteIn, response=Site)
 async def create_site(request: web.Request) -> web.Response:
+    """The first check runs within about a second, then one every check_interval_seconds."""
     data = await parse_body(request, SiteIn)
     app = request.app
     site = await app[STORE].insert_site(data, now=app[CLOCK].now_ms())
@@ -26,19 +29,24 @@ async def create_site(request: web.Request) -> web.Response:
 
 
 @routes.get("/sites")
+@operation("List all sites", tags=["sites"], response=list[Site])
 async def list_sites(request: web.Request) -> web.Response:
     sites = await request.app[STORE].list_sites()
     return web.json_response([s.model_dump(mode="json") for s in sites])
 
 
 @routes.get("/sites/{id}")
+@operation("Get one site", tags=["sites"], path={"id": SiteId}, response=Site)
 async def get_site(request: web.Request) -> web.Response:
     site = await request.app[STORE].get_site(path_id(request))
     return web.json_response(site.model_dump(mode="json"))
 
 
 @routes.delete("/sites/{id}")
+@operation("Delete a site", tags=["sites"], path={"id": SiteId}, response=Detail)
 async def delete_site(request: web.Request) -> web.Response:
+    """Stops its checks and removes its history and webhooks; each webhook still gets a
+    "Monitoring ended" message."""
     app = request.app
     site = await app[STORE].get_site(path_id(request))
     now = app[CLOCK].now_ms()
@@ -47,4 +55,4 @@ async def delete_site(request: web.Request) -> web.Response:
     app[SCHEDULER].unschedule(site.id)
     app[MONITOR].remove(site.id)
     app[DISPATCHER].wake()
-    return web.json_response({"detail": "Site deleted successfully"})
+    return web.json_response(Detail(detail="Site deleted successfully").model_dump(mode="json"))

@@ -8,9 +8,19 @@ from aiohttp import web
 
 from uptimed.alerting import started_event, trial_event
 from uptimed.api.middleware import ApiError
+from uptimed.api.openapi import operation
 from uptimed.api.validation import parse_body, path_id
 from uptimed.app_keys import CLOCK, DISPATCHER, NOTIFIER, NOTIFY_HTTP, SETTINGS, STORE
-from uptimed.models import HistoryRow, Site, WebhookIn
+from uptimed.models import (
+    Detail,
+    HistoryRow,
+    Site,
+    SiteId,
+    TrialResult,
+    Webhook,
+    WebhookId,
+    WebhookIn,
+)
 from uptimed.notify import NotifyError
 from uptimed.notify.discord import build_payload
 
@@ -18,7 +28,9 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/webhooks")
+@operation("Add a Discord webhook to a site", tags=["webhooks"], body=WebhookIn, response=Webhook)
 async def create_webhook(request: web.Request) -> web.Response:
+    """If the site has been checked already, the webhook is sent "Monitoring started" now."""
     data = await parse_body(request, WebhookIn)
     app = request.app
     webhook = await app[STORE].insert_webhook(data, now=app[CLOCK].now_ms(), greeting=_greeting)
@@ -32,24 +44,43 @@ def _greeting(site: Site, latest: HistoryRow) -> str:
 
 
 @routes.get("/webhooks")
+@operation("List all webhooks", tags=["webhooks"], response=list[Webhook])
 async def list_webhooks(request: web.Request) -> web.Response:
     webhooks = await request.app[STORE].list_webhooks()
     return web.json_response([w.model_dump(mode="json") for w in webhooks])
 
 
-@routes.get("/webhooks/{site_id}")
+# GET takes a site id where DELETE takes a webhook id (the documented API). It is one route
+# pattern all the same: OpenAPI counts /webhooks/{site_id} and /webhooks/{id} as one path, and
+# two aiohttp resources for one URL shape would each answer for only part of it.
+@routes.get("/webhooks/{id}")
+@operation(
+    "List the webhooks of one site",
+    tags=["webhooks"],
+    path={"id": SiteId},
+    response=list[Webhook],
+)
 async def site_webhooks(request: web.Request) -> web.Response:
-    webhooks = await request.app[STORE].list_webhooks(path_id(request, "site_id"))
+    """Here ``id`` is a site id: the webhooks of that site."""
+    webhooks = await request.app[STORE].list_webhooks(path_id(request))
     return web.json_response([w.model_dump(mode="json") for w in webhooks])
 
 
 @routes.delete("/webhooks/{id}")
+@operation("Delete a webhook", tags=["webhooks"], path={"id": WebhookId}, response=Detail)
 async def delete_webhook(request: web.Request) -> web.Response:
     await request.app[STORE].delete_webhook(path_id(request))
-    return web.json_response({"detail": "Webhook deleted successfully"})
+    return web.json_response(Detail(detail="Webhook deleted successfully").model_dump(mode="json"))
 
 
 @routes.post("/webhooks/{id}/test")
+@operation(
+    "Send a test message now",
+    tags=["webhooks"],
+    path={"id": WebhookId},
+    response=TrialResult,
+    errors={502: "Discord did not accept the message; `detail` says what it answered."},
+)
 async def test_webhook(request: web.Request) -> web.Response:
     """Send a test message now, outside the outbox, and report what Discord answered."""
     app = request.app
@@ -69,6 +100,5 @@ async def test_webhook(request: web.Request) -> web.Response:
         await store.record_webhook_result(webhook.discord_webhook_url, now, str(e))
         raise ApiError(502, f"Test message not delivered: {e}") from None
     await store.record_webhook_result(webhook.discord_webhook_url, now, None)
-    return web.json_response(
-        {"detail": "Test message delivered", "discord_status": delivery.status}
-    )
+    result = TrialResult(detail="Test message delivered", discord_status=delivery.status)
+    return web.json_response(result.model_dump(mode="json"))

@@ -1,0 +1,84 @@
+"""``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc``, all served offline.
+
+The Swagger UI and ReDoc builds come from the ``drf-spectacular-sidecar`` package, which exists
+to ship them as static files (its paths are the ones Django users reference, so they stay put).
+Its ``__init__`` imports Django; uptimed only needs the files, so it finds the package directory
+with ``importlib.util.find_spec``, which does not run that ``__init__``: Django is installed as
+the sidecar's dependency but never imported.
+
+The pages load only same-origin files: the two HTML pages and the init scripts live in
+``api/static``, the rest is an allowlist of sidecar files under ``/docs/assets/``. The CSP that
+enforces this is set in ``middleware.security_headers`` for every HTML answer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from aiohttp import web
+
+from uptimed.api.openapi import build_spec, operation
+
+_SIDECAR = "drf_spectacular_sidecar"
+_OWN = Path(__file__).with_name("static")
+ASSETS_PREFIX = "/docs/assets/"
+
+
+def _sidecar_dir() -> Path:
+    spec = importlib.util.find_spec(_SIDECAR)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "drf-spectacular-sidecar is not installed: /docs and /redoc need its files"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / _SIDECAR
+
+
+def _assets() -> Mapping[str, Path]:
+    sidecar = _sidecar_dir()
+    return MappingProxyType(
+        {
+            "swagger-ui-bundle.js": sidecar / "swagger-ui-dist" / "swagger-ui-bundle.js",
+            "swagger-ui.css": sidecar / "swagger-ui-dist" / "swagger-ui.css",
+            "favicon-32x32.png": sidecar / "swagger-ui-dist" / "favicon-32x32.png",
+            "redoc.standalone.js": sidecar / "redoc" / "bundles" / "redoc.standalone.js",
+            "swagger-init.js": _OWN / "swagger-init.js",
+            "redoc-init.js": _OWN / "redoc-init.js",
+        }
+    )
+
+
+ASSETS = _assets()
+# What ``docs_public`` opens to visitors without credentials: none of it holds data.
+PATHS = frozenset({"/openapi.json", "/docs", "/redoc"} | {ASSETS_PREFIX + n for n in ASSETS})
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/openapi.json")
+@operation(hidden=True)
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(build_spec(request.app))
+
+
+@routes.get("/docs")
+@operation(hidden=True)
+async def swagger_ui(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_OWN / "swagger.html")
+
+
+@routes.get("/redoc")
+@operation(hidden=True)
+async def redoc(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_OWN / "redoc.html")
+
+
+@routes.get(ASSETS_PREFIX + "{name}")
+@operation(hidden=True)
+async def asset(request: web.Request) -> web.FileResponse:
+    path = ASSETS.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
