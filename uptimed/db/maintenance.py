@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from uptimed.db.schema import HIST_COLUMNS, rt_bucket_sql
@@ -23,7 +24,7 @@ MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 # A check's row lands after its start time (retries, batching): roll a minute up only when
 # this much time has passed since it ended.
 GRACE_MS = 120_000
-SITES_PER_TRANSACTION = 50
+SITES_PER_TRANSACTION = 200
 _CHUNK = {MINUTE: 60 * MINUTE, HOUR: 24 * HOUR, DAY: 30 * DAY}
 
 
@@ -55,7 +56,9 @@ async def _first_bucket(store: Store, size: int) -> int | None:
 
 
 def _source_sql(table: str, size: int) -> str:
-    """Aggregate the level below (raw rows for minutes) into ``table`` buckets of ``size``."""
+    """Aggregate the level below (raw rows for minutes) into ``table`` buckets of ``size``,
+    for the sites in an id range. CROSS JOIN keeps SQLite's planner from scanning the whole
+    level below: it must walk sites and seek each site's (site_id, time) range."""
     if table == "rollup_minute":
         sums = ", ".join(f"sum(b = {i})" for i in range(len(HIST_COLUMNS)))
         return (
@@ -63,16 +66,17 @@ def _source_sql(table: str, size: int) -> str:
             f" {_HIST}) SELECT site_id, checked_at / {size} * {size}, count(*), sum(status = 1),"
             f" coalesce(sum(response_time_ms), 0), coalesce(max(response_time_ms), 0), {sums}"
             f" FROM (SELECT h.site_id, h.checked_at, h.status, h.response_time_ms,"
-            f" {rt_bucket_sql('h.response_time_ms')} AS b FROM sites s JOIN history h"
-            f" ON h.site_id = s.id AND h.checked_at >= ? AND h.checked_at < ? AND h.status <> 0)"
-            f" GROUP BY 1, 2"
+            f" {rt_bucket_sql('h.response_time_ms')} AS b FROM sites s CROSS JOIN history h"
+            f" ON h.site_id = s.id AND h.checked_at >= ? AND h.checked_at < ? AND h.status <> 0"
+            f" WHERE s.id BETWEEN ? AND ?) GROUP BY 1, 2"
         )
     below = {"rollup_hour": "rollup_minute", "rollup_day": "rollup_hour"}[table]
     return (
         f"INSERT OR REPLACE INTO {table} (site_id, bucket, checks, up, rt_sum, rt_max, {_HIST})"
         f" SELECT r.site_id, r.bucket / {size} * {size}, sum(r.checks), sum(r.up),"
-        f" sum(r.rt_sum), max(r.rt_max), {_SUMS} FROM sites s JOIN {below} r"
-        f" ON r.site_id = s.id AND r.bucket >= ? AND r.bucket < ? GROUP BY 1, 2"
+        f" sum(r.rt_sum), max(r.rt_max), {_SUMS} FROM sites s CROSS JOIN {below} r"
+        f" ON r.site_id = s.id AND r.bucket >= ? AND r.bucket < ?"
+        f" WHERE s.id BETWEEN ? AND ? GROUP BY 1, 2"
     )
 
 
@@ -90,8 +94,13 @@ async def rollup(store: Store, now: int) -> int:
         sql = _source_sql(table, size)
         while done < end:
             stop = min(end, done + _CHUNK[size])
+            # One transaction per batch of sites: none holds the connection for long. A crash
+            # between batches redoes the chunk (INSERT OR REPLACE), the watermark moves last.
+            async for first, last in _site_batches(store):
+                async with store.transaction() as db:
+                    await db.execute(sql, (done, stop, first, last))
+                await asyncio.sleep(0)
             async with store.transaction() as db:
-                await db.execute(sql, (done, stop))
                 await db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (table, stop)
                 )
@@ -100,6 +109,21 @@ async def rollup(store: Store, now: int) -> int:
             await asyncio.sleep(0)
         limit = done  # a level may only use what the level below has finished
     return rolled
+
+
+async def _site_batches(store: Store) -> AsyncIterator[tuple[int, int]]:
+    """(first id, last id) of consecutive batches of sites."""
+    last_id = 0
+    while True:
+        async with store.conn.execute(
+            "SELECT id FROM sites WHERE id > ? ORDER BY id LIMIT ?",
+            (last_id, SITES_PER_TRANSACTION),
+        ) as cur:
+            ids = [row[0] for row in await cur.fetchall()]
+        if not ids:
+            return
+        yield ids[0], ids[-1]
+        last_id = ids[-1]
 
 
 async def prune(store: Store, now: int, retention: Retention) -> int:
@@ -115,22 +139,16 @@ async def prune(store: Store, now: int, retention: Retention) -> int:
     ]
     deleted = 0
     for table, column, cutoff in cutoffs:
-        last_id = 0
-        while True:
-            async with store.conn.execute(
-                "SELECT id FROM sites WHERE id > ? ORDER BY id LIMIT ?",
-                (last_id, SITES_PER_TRANSACTION),
-            ) as cur:
-                ids = [row[0] async for row in cur]
-            if not ids:
-                break
+        async for first, last in _site_batches(store):
             async with store.transaction() as db:
+                # "IN (SELECT id ...)" lets SQLite seek (site_id = ?, time < ?) per site; a range
+                # on site_id would make it read every row of the batch to find the old ones.
                 cur = await db.execute(
-                    f"DELETE FROM {table} WHERE site_id BETWEEN ? AND ? AND {column} < ?",
-                    (ids[0], ids[-1], cutoff),
+                    f"DELETE FROM {table} WHERE site_id IN"
+                    f" (SELECT id FROM sites WHERE id BETWEEN ? AND ?) AND {column} < ?",
+                    (first, last, cutoff),
                 )
                 deleted += cur.rowcount
-            last_id = ids[-1]
             await asyncio.sleep(0)
     async with store.transaction() as db:
         cur = await db.execute(

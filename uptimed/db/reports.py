@@ -47,7 +47,7 @@ async def history_page(
     if query.status is not None:
         where.append("status = ?")
         args.append(STATUS_CODES[query.status])
-    async with store.conn.execute(
+    async with store.reader.execute(
         f"{HISTORY_SELECT} WHERE {' AND '.join(where)} ORDER BY checked_at DESC LIMIT ?",
         (*args, query.limit + 1),
     ) as cur:
@@ -83,7 +83,7 @@ async def incidents_page(
         where.append("id < ?")
         args.append(cursor)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    async with store.conn.execute(
+    async with store.reader.execute(
         f"{_INCIDENT_SELECT}{clause} ORDER BY id DESC LIMIT ?", (*args, limit + 1)
     ) as cur:
         rows = await cur.fetchall()
@@ -122,7 +122,7 @@ _ROLLUP_SUMS = ", ".join(f"coalesce(sum({h}), 0)" for h in HIST_COLUMNS)
 async def _raw_stats(store: Store, site_id: int, start: int, end: int, *, hist: bool) -> _Stats:
     stats = _Stats()
     extra = f", {_RAW_HIST}" if hist else ""
-    async with store.conn.execute(
+    async with store.reader.execute(
         "SELECT count(*), coalesce(sum(status = 2), 0), coalesce(sum(response_time_ms), 0),"
         f" max(response_time_ms){extra} FROM (SELECT status, response_time_ms,"
         f" {rt_bucket_sql('response_time_ms')} AS b FROM history"
@@ -139,7 +139,7 @@ async def _raw_stats(store: Store, site_id: int, start: int, end: int, *, hist: 
 
 async def _rollup_stats(store: Store, table: str, site_id: int, start: int, end: int) -> _Stats:
     stats = _Stats()
-    async with store.conn.execute(
+    async with store.reader.execute(
         "SELECT coalesce(sum(checks), 0), coalesce(sum(checks - up), 0),"
         f" coalesce(sum(rt_sum), 0), max(rt_max), {_ROLLUP_SUMS} FROM {table}"
         " WHERE site_id = ? AND bucket >= ? AND bucket < ?",
@@ -154,7 +154,7 @@ async def _rollup_stats(store: Store, table: str, site_id: int, start: int, end:
 async def _exact_p95(store: Store, site_id: int, start: int, end: int, checks: int) -> int | None:
     if not checks:
         return None
-    async with store.conn.execute(
+    async with store.reader.execute(
         "SELECT response_time_ms FROM history"
         " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0"
         " ORDER BY response_time_ms LIMIT 1 OFFSET ?",
@@ -178,7 +178,7 @@ def _hist_p95(hist: list[int], checks: int, rt_max: int | None) -> int | None:
 
 
 async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[int, float]:
-    async with store.conn.execute(
+    async with store.reader.execute(
         "SELECT count(*), coalesce(sum(min(coalesce(ended_at, ?2), ?2) - max(started_at, ?1)), 0)"
         " FROM incidents WHERE site_id = ?3 AND started_at <= ?2 AND coalesce(ended_at, ?2) > ?1",
         (start, end, site_id),

@@ -110,6 +110,7 @@ class Store:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        self._reader = conn  # until open() adds the read-only connection
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -128,6 +129,13 @@ class Store:
         store = cls(conn)
         try:
             await store._migrate()
+            # API reads get a connection (and thread) of their own: in WAL mode they read the
+            # last commit without waiting for a write or a maintenance batch on the other one.
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            await reader.execute("PRAGMA query_only=ON")
+            await reader.execute("PRAGMA busy_timeout=5000")
+            store._reader = reader
         except BaseException:
             await conn.close()
             raise
@@ -135,11 +143,18 @@ class Store:
 
     @property
     def conn(self) -> aiosqlite.Connection:
-        """For the read queries of ``uptimed.db.reports``; writes go through ``transaction()``."""
+        """The daemon's connection: maintenance reads; writes go through ``transaction()``."""
         return self._conn
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The read-only connection for what the API shows (``uptimed.db.reports``)."""
+        return self._reader
 
     async def close(self) -> None:
         async with self._write_lock:
+            if self._reader is not self._conn:
+                await self._reader.close()
             await self._conn.close()
 
     async def _pragma(self, name: str) -> int:
@@ -207,19 +222,19 @@ class Store:
 
     async def list_sites(self) -> list[Site]:
         sites: list[Site] = []
-        async with self._conn.execute(f"SELECT {_SITE_COLUMNS} FROM sites ORDER BY id") as cur:
+        async with self._reader.execute(f"SELECT {_SITE_COLUMNS} FROM sites ORDER BY id") as cur:
             while batch := await cur.fetchmany(_FETCH_CHUNK):
                 sites.extend(_site(row) for row in batch)
                 await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
         return sites
 
     async def site_ids(self) -> list[int]:
-        async with self._conn.execute("SELECT id FROM sites") as cur:
+        async with self._reader.execute("SELECT id FROM sites") as cur:
             return [row[0] for row in await _fetch_all(cur)]
 
     async def get_site(self, site_id: int) -> Site:
         if _valid_id(site_id):
-            async with self._conn.execute(
+            async with self._reader.execute(
                 f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
             ) as cur:
                 row = await cur.fetchone()
@@ -427,12 +442,12 @@ class Store:
         else:
             await self.get_site(site_id)
             sql, args = f"{_WEBHOOK_SELECT} WHERE w.site_id = ? ORDER BY w.id", (site_id,)
-        async with self._conn.execute(sql, args) as cur:
-            return [_webhook(row) async for row in cur]
+        async with self._reader.execute(sql, args) as cur:
+            return [_webhook(row) for row in await cur.fetchall()]
 
     async def get_webhook(self, webhook_id: int) -> Webhook:
         if _valid_id(webhook_id):
-            async with self._conn.execute(
+            async with self._reader.execute(
                 f"{_WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,)
             ) as cur:
                 row = await cur.fetchone()
