@@ -297,3 +297,20 @@ async def test_history_api_link_header_and_csv(start_app: AppClient, settings: S
     assert (await client.get("/sites/99/incidents")).status == 400
     assert (await client.get("/sites/99/uptime")).status == 400
     assert (await client.get("/sites/99/history.csv")).status == 400
+
+
+async def test_raw_windows_are_exact_whether_or_not_rollups_exist(store: Store) -> None:
+    sim = await make_site(store, created=T0 - 3 * DAY)
+    for k in range(1, 3 * 24 * 60, 7):  # every 7 minutes for 3 days, a few failures
+        await sim.check(T0 - 3 * DAY + k * MINUTE, up=k % 97 != 0, rtt=20 + k % 300)
+    now = T0 + 17 * MINUTE + 5_000  # not on a minute or hour edge
+    site = await store.get_site(sim.site_id)
+    before = [
+        await uptime_window(store, site, w, now=now, retention=Retention()) for w in ("24h", "2d")
+    ]
+    await maintenance.run(store, now, Retention())  # rolls minutes and hours up to now - grace
+    after = [
+        await uptime_window(store, site, w, now=now, retention=Retention()) for w in ("24h", "2d")
+    ]
+    assert [w.model_dump() for w in after] == [w.model_dump() for w in before]
+    assert all(w.resolution == "raw" and w.response_time_ms.p95_exact for w in after)

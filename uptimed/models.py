@@ -274,6 +274,10 @@ class Incident(BaseModel):
 class ResponseTimes(BaseModel):
     avg: float | None
     p95: int | None
+    p95_exact: bool = Field(
+        description="true: from every check; false: the upper edge of the histogram bucket "
+        "holding the 95th percentile (windows of more than 20,000 checks or beyond raw history)"
+    )
     max: int | None
 
 
@@ -288,8 +292,9 @@ class UptimeWindow(BaseModel):
     incidents: int
     response_time_ms: ResponseTimes
     resolution: Literal["raw", "1h", "1d"] = Field(
-        description="raw: every check; 1h/1d: rollups were used for the older part, so its "
-        "edge is rounded to the hour/day and p95 is the upper edge of a histogram bucket"
+        description="raw: the window lies within the raw history and every figure is exact; "
+        "1h/1d: it reaches further back, where hourly/daily rollups count, so its start is "
+        "rounded down to the hour/day"
     )
 
 

@@ -104,6 +104,9 @@ class _Stats:
     rt_max: int | None = None
     hist: list[int] | None = None
 
+    def merge(self, other: _Stats) -> None:
+        self.add(other.checks, other.down, other.rt_sum, other.rt_max, other.hist or [])
+
     def add(self, checks: int, down: int, rt_sum: int, rt_max: int | None, hist: list[int]) -> None:
         self.checks += checks
         self.down += down
@@ -119,9 +122,9 @@ _RAW_HIST = ", ".join(f"coalesce(sum(b = {i}), 0)" for i in range(len(HIST_COLUM
 _ROLLUP_SUMS = ", ".join(f"coalesce(sum({h}), 0)" for h in HIST_COLUMNS)
 
 
-async def _raw_stats(store: Store, site_id: int, start: int, end: int, *, hist: bool) -> _Stats:
+async def _raw_stats(store: Store, site_id: int, start: int, end: int) -> _Stats:
     stats = _Stats()
-    extra = f", {_RAW_HIST}" if hist else ""
+    extra = f", {_RAW_HIST}"
     async with store.reader.execute(
         "SELECT count(*), coalesce(sum(status = 2), 0), coalesce(sum(response_time_ms), 0),"
         f" max(response_time_ms){extra} FROM (SELECT status, response_time_ms,"
@@ -131,9 +134,7 @@ async def _raw_stats(store: Store, site_id: int, start: int, end: int, *, hist: 
     ) as cur:
         row = await cur.fetchone()
     assert row is not None
-    stats.add(row[0], row[1], row[2], row[3], list(row[4:]) if hist else [])
-    if not hist:
-        stats.hist = None
+    stats.add(row[0], row[1], row[2], row[3], list(row[4:]))
     return stats
 
 
@@ -188,33 +189,62 @@ async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[i
     return row[0], row[1] / 1000
 
 
+# Up to this many checks the p95 is computed from every response time; beyond, from the
+# rollups' histograms (an upper bucket edge), which costs the same for a day or a year.
+EXACT_P95_MAX_CHECKS = 20_000
+
+
 def _ceil(value: int, size: int) -> int:
     return -(-value // size) * size
+
+
+async def _watermark(store: Store, table: str) -> int | None:
+    async with store.reader.execute("SELECT value FROM meta WHERE key = ?", (table,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def _recent_stats(store: Store, site_id: int, start: int, now: int) -> _Stats:
+    """Exact figures for [start, now] within the raw retention: raw rows at the edges, the
+    finished hours and minutes from their rollups (sums, counts and maxima add up exactly)."""
+    stats = _Stats()
+    end = now + 1
+    edge = min(_ceil(start, HOUR), end)
+    stats.merge(await _raw_stats(store, site_id, start, edge))
+    cursor = edge
+    for table in ("rollup_hour", "rollup_minute"):
+        done = await _watermark(store, table)
+        if done is not None and done > cursor:
+            stats.merge(await _rollup_stats(store, table, site_id, cursor, min(done, end)))
+            cursor = min(done, end)
+    if cursor < end:
+        stats.merge(await _raw_stats(store, site_id, cursor, end))
+    return stats
 
 
 async def uptime_window(
     store: Store, site: Site, window: str, *, now: int, retention: Retention
 ) -> UptimeWindow:
     start = max(now - window_ms(window), site.created_at)
-    raw_from = _ceil(now - int(retention.raw_days * DAY), HOUR)
-    if start >= raw_from:
-        resolution = "raw"
-        stats = await _raw_stats(store, site.id, start, now + 1, hist=False)
-        p95 = await _exact_p95(store, site.id, start, now + 1, stats.checks)
-    else:
-        stats = await _raw_stats(store, site.id, raw_from, now + 1, hist=True)
+    raw_from = now - int(retention.raw_days * DAY)
+    stats = _Stats()
+    resolution = "raw"
+    recent_from = start
+    if start < raw_from:  # older than the raw rows: hour and day rollups, edge rounded
+        recent_from = _ceil(raw_from, HOUR)
         hours_from = _ceil(now - int(retention.hour_days * DAY) + HOUR, DAY)
         if start >= hours_from:
-            resolution = "1h"
-            start = start // HOUR * HOUR
-            older = await _rollup_stats(store, "rollup_hour", site.id, start, raw_from)
+            resolution, start = "1h", start // HOUR * HOUR
+            stats.merge(await _rollup_stats(store, "rollup_hour", site.id, start, recent_from))
         else:
-            resolution = "1d"
-            start = start // DAY * DAY
-            older = await _rollup_stats(store, "rollup_hour", site.id, hours_from, raw_from)
-            days = await _rollup_stats(store, "rollup_day", site.id, start, hours_from)
-            older.add(days.checks, days.down, days.rt_sum, days.rt_max, days.hist or [])
-        stats.add(older.checks, older.down, older.rt_sum, older.rt_max, older.hist or [])
+            resolution, start = "1d", start // DAY * DAY
+            stats.merge(await _rollup_stats(store, "rollup_day", site.id, start, hours_from))
+            stats.merge(await _rollup_stats(store, "rollup_hour", site.id, hours_from, recent_from))
+    stats.merge(await _recent_stats(store, site.id, recent_from, now))
+    exact = resolution == "raw" and stats.checks <= EXACT_P95_MAX_CHECKS
+    if exact:
+        p95 = await _exact_p95(store, site.id, start, now + 1, stats.checks)
+    else:
         p95 = _hist_p95(stats.hist or [], stats.checks, stats.rt_max)
     incidents, down_seconds = await _downtime(store, site.id, start, now)
     covered = (now - start) / 1000
@@ -230,6 +260,7 @@ async def uptime_window(
         response_time_ms=ResponseTimes(
             avg=round(stats.rt_sum / stats.checks, 1) if stats.checks else None,
             p95=p95,
+            p95_exact=exact,
             max=stats.rt_max,
         ),
         resolution=resolution,
