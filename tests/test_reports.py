@@ -18,7 +18,7 @@ from uptimed.config import Settings
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import DAY, MINUTE, Retention
 from uptimed.db.reports import history_page, incidents_page, uptime_window
-from uptimed.models import CheckResult, HistoryQuery, SiteIn, SiteState, Status
+from uptimed.models import CheckResult, HistoryQuery, SiteIn, SiteState, Status, iso_ms
 
 T0 = 1_739_600_000_000 // DAY * DAY  # a UTC midnight
 
@@ -64,14 +64,14 @@ async def test_history_pages_walk_back_in_time_without_gaps(store: Store) -> Non
     pages = 0
     while True:
         page, cursor = await history_page(store, sim.site_id, HistoryQuery(limit=10, cursor=cursor))
-        times = [r.last_checked for r in page]
+        times = [r["last_checked"] for r in page]
         assert times == sorted(times)  # each page oldest first
         seen = times + seen
         pages += 1
         if cursor is None:
             break
     assert pages == 3
-    assert seen == [T0] + [T0 + k * MINUTE for k in range(1, 26)]
+    assert seen == [iso_ms(T0)] + [iso_ms(T0 + k * MINUTE) for k in range(1, 26)]
 
 
 async def test_history_filters(store: Store) -> None:
@@ -83,11 +83,13 @@ async def test_history_filters(store: Store) -> None:
         return datetime.fromtimestamp((T0 + k * MINUTE) / 1000, tz=UTC)
 
     page, _ = await history_page(store, sim.site_id, HistoryQuery(since=at(3), until=at(6)))
-    assert [r.last_checked for r in page] == [T0 + k * MINUTE for k in (3, 4, 5)]
+    assert [r["last_checked"] for r in page] == [iso_ms(T0 + k * MINUTE) for k in (3, 4, 5)]
     page, _ = await history_page(store, sim.site_id, HistoryQuery(status=Status.DOWN))
-    assert [(r.status, r.last_status_change) for r in page] == [(Status.DOWN, T0 + 4 * MINUTE)] * 2
+    assert [(r["status"], r["last_status_change"]) for r in page] == [
+        ("DOWN", iso_ms(T0 + 4 * MINUTE))
+    ] * 2
     page, cursor = await history_page(store, sim.site_id, HistoryQuery(limit=3))
-    assert [r.last_checked for r in page] == [T0 + k * MINUTE for k in (8, 9, 10)]
+    assert [r["last_checked"] for r in page] == [iso_ms(T0 + k * MINUTE) for k in (8, 9, 10)]
     assert cursor == T0 + 8 * MINUTE
 
 
@@ -314,3 +316,14 @@ async def test_raw_windows_are_exact_whether_or_not_rollups_exist(store: Store) 
     ]
     assert [w.model_dump() for w in after] == [w.model_dump() for w in before]
     assert all(w.resolution == "raw" and w.response_time_ms.p95_exact for w in after)
+
+
+@pytest.mark.parametrize(
+    "ms", [0, 1, 999, 1_000, 59_999, 1_739_601_000_123, 1_739_601_059_999, 4_102_444_799_999]
+)
+async def test_sqlite_time_format_matches_the_api_format(store: Store, ms: int) -> None:
+    async with store.reader.execute(
+        "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000.0, 'unixepoch')", (ms,)
+    ) as cur:
+        (text,) = await cur.fetchone()  # type: ignore[misc]
+    assert text == iso_ms(ms)

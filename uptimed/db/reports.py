@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from uptimed.db.maintenance import DAY, HOUR, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
-from uptimed.db.store import HISTORY_SELECT, Store, history_row
+from uptimed.db.store import Store
 from uptimed.models import (
     HistoryQuery,
-    HistoryRow,
     Incident,
     ResponseTimes,
     Site,
@@ -30,10 +29,23 @@ def _ms(value: object) -> int:
     return int(value.timestamp() * 1000)  # type: ignore[attr-defined]
 
 
+_ISO = "strftime('%Y-%m-%dT%H:%M:%fZ', {} / 1000.0, 'unixepoch')"
+_HISTORY_JSON_SELECT = (
+    "SELECT CASE status WHEN 0 THEN 'INITIAL' WHEN 1 THEN 'UP' ELSE 'DOWN' END,"
+    f" response_time_ms, {_ISO.format('checked_at')}, {_ISO.format('status_since')}, reason,"
+    " checked_at FROM history"
+)
+HISTORY_FIELDS = ("status", "response_time_ms", "last_checked", "last_status_change", "reason")
+
+
 async def history_page(
     store: Store, site_id: int, query: HistoryQuery
-) -> tuple[list[HistoryRow], int | None]:
-    """The newest ``query.limit`` matching rows, oldest first, and the cursor to older ones."""
+) -> tuple[list[dict[str, object]], int | None]:
+    """The newest ``query.limit`` matching rows, oldest first, and the cursor to older ones.
+
+    Rows come out already in the API's shape (``HistoryRow`` as JSON, times formatted by
+    SQLite): a page of 10,000 rows then costs no model objects at all.
+    """
     where, args = ["site_id = ?"], [site_id]
     if query.since is not None:
         where.append("checked_at >= ?")
@@ -48,14 +60,14 @@ async def history_page(
         where.append("status = ?")
         args.append(STATUS_CODES[query.status])
     async with store.reader.execute(
-        f"{HISTORY_SELECT} WHERE {' AND '.join(where)} ORDER BY checked_at DESC LIMIT ?",
+        f"{_HISTORY_JSON_SELECT} WHERE {' AND '.join(where)} ORDER BY checked_at DESC LIMIT ?",
         (*args, query.limit + 1),
     ) as cur:
         rows = await cur.fetchall()
     more = len(rows) > query.limit
-    page = [history_row(row) for row in rows[: query.limit]]
+    page = [dict(zip(HISTORY_FIELDS, row[:5], strict=True)) for row in rows[: query.limit]]
     page.reverse()
-    return page, (page[0].last_checked if more else None)
+    return page, (rows[query.limit - 1][5] if more else None)
 
 
 def _incident(row: object, now: int) -> Incident:
