@@ -31,8 +31,9 @@ class ConfigError(Exception):
     """A setting is missing, malformed or unreadable; the message is one line for the user."""
 
 
-def _env(name: str) -> Any:
-    return Field(validation_alias=AliasChoices(name))
+def _env(name: str, default: Any, **constraints: Any) -> Any:
+    """A setting read from the environment variable ``name`` (TOML and flags use the field name)."""
+    return Field(default, validation_alias=AliasChoices(name), **constraints)
 
 
 class Settings(BaseSettings):
@@ -46,10 +47,10 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    host: str = Field(DEFAULT_HOST, validation_alias=AliasChoices("UPTIMED_HOST"))
-    port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias=AliasChoices("UPTIMED_PORT"))
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", validation_alias=AliasChoices("UPTIMED_LOG_LEVEL")
+    host: str = _env("UPTIMED_HOST", DEFAULT_HOST)
+    port: int = _env("UPTIMED_PORT", DEFAULT_PORT, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = _env(
+        "UPTIMED_LOG_LEVEL", "INFO"
     )
     # Basic auth; with neither set, user "admin" gets a random password logged once at start.
     valid_username: str | None = Field(None, min_length=1)
@@ -61,64 +62,40 @@ class Settings(BaseSettings):
     optimisation: bool = Field(False, description="1: unchanged checks append no history row")
     default_timeout_seconds: float = Field(10, gt=0, le=300)
     redis_url: str | None = Field(None, description="accepted for old .env files; unused")
-    docs_public: bool = Field(
+    docs_public: bool = _env(
+        "UPTIMED_DOCS_PUBLIC",
         True,
-        validation_alias=AliasChoices("UPTIMED_DOCS_PUBLIC"),
         description="/openapi.json, /docs and /redoc without auth (they hold no data)",
     )
-    max_concurrent_checks: int = Field(
-        500, ge=1, validation_alias=AliasChoices("UPTIMED_MAX_CONCURRENT_CHECKS")
-    )
-    keep_alive: bool = Field(
+    max_concurrent_checks: int = _env("UPTIMED_MAX_CONCURRENT_CHECKS", 500, ge=1)
+    keep_alive: bool = _env(
+        "UPTIMED_KEEP_ALIVE",
         False,
-        validation_alias=AliasChoices("UPTIMED_KEEP_ALIVE"),
         description="reuse connections between checks (a site's keep_alive overrides it)",
     )
-    check_retries: int = Field(
-        2, ge=0, le=10, validation_alias=AliasChoices("UPTIMED_CHECK_RETRIES")
-    )
-    startup_spread_seconds: float = Field(
-        60, ge=0, validation_alias=AliasChoices("UPTIMED_STARTUP_SPREAD_SECONDS")
-    )
-    shutdown_grace_seconds: float = Field(
-        5, ge=0, validation_alias=AliasChoices("UPTIMED_SHUTDOWN_GRACE_SECONDS")
-    )
+    check_retries: int = _env("UPTIMED_CHECK_RETRIES", 2, ge=0, le=10)
+    startup_spread_seconds: float = _env("UPTIMED_STARTUP_SPREAD_SECONDS", 60, ge=0)
+    shutdown_grace_seconds: float = _env("UPTIMED_SHUTDOWN_GRACE_SECONDS", 5, ge=0)
     # Checks that change no status are written in one transaction per this many seconds; a
     # SIGKILL can lose at most that much history (never a transition or a message).
-    history_flush_seconds: float = Field(
-        0.1, gt=0, le=60, validation_alias=AliasChoices("UPTIMED_HISTORY_FLUSH_SECONDS")
-    )
+    history_flush_seconds: float = _env("UPTIMED_HISTORY_FLUSH_SECONDS", 0.1, gt=0, le=60)
     # History retention (days): raw check rows, then minute / hour / day rollups. Incidents are
     # kept as long as day rollups. Maintenance (rollups, pruning) runs every N seconds.
-    history_retention_days: float = Field(
-        30, gt=0, validation_alias=AliasChoices("UPTIMED_HISTORY_RETENTION_DAYS")
-    )
-    rollup_minute_retention_days: float = Field(
-        2, gt=0, validation_alias=AliasChoices("UPTIMED_ROLLUP_MINUTE_RETENTION_DAYS")
-    )
-    rollup_hour_retention_days: float = Field(
-        90, gt=0, validation_alias=AliasChoices("UPTIMED_ROLLUP_HOUR_RETENTION_DAYS")
-    )
-    rollup_day_retention_days: float = Field(
-        1825, gt=0, validation_alias=AliasChoices("UPTIMED_ROLLUP_DAY_RETENTION_DAYS")
-    )
-    maintenance_interval_seconds: float = Field(
-        60, gt=0, validation_alias=AliasChoices("UPTIMED_MAINTENANCE_INTERVAL_SECONDS")
-    )
+    history_retention_days: float = _env("UPTIMED_HISTORY_RETENTION_DAYS", 30, gt=0)
+    rollup_minute_retention_days: float = _env("UPTIMED_ROLLUP_MINUTE_RETENTION_DAYS", 2, gt=0)
+    rollup_hour_retention_days: float = _env("UPTIMED_ROLLUP_HOUR_RETENTION_DAYS", 90, gt=0)
+    rollup_day_retention_days: float = _env("UPTIMED_ROLLUP_DAY_RETENTION_DAYS", 1825, gt=0)
+    maintenance_interval_seconds: float = _env("UPTIMED_MAINTENANCE_INTERVAL_SECONDS", 60, gt=0)
     # Discord delivery: per-POST timeout, how long to keep retrying a message that fails
     # transiently (5xx, timeouts, network) before marking it failed, and the backoff bounds.
-    discord_timeout_seconds: float = Field(
-        10, gt=0, le=120, validation_alias=AliasChoices("UPTIMED_DISCORD_TIMEOUT_SECONDS")
+    discord_timeout_seconds: float = _env("UPTIMED_DISCORD_TIMEOUT_SECONDS", 10, gt=0, le=120)
+    discord_give_up_after_seconds: float = _env(
+        "UPTIMED_DISCORD_GIVE_UP_AFTER_SECONDS", 86400, gt=0
     )
-    discord_give_up_after_seconds: float = Field(
-        86400, gt=0, validation_alias=AliasChoices("UPTIMED_DISCORD_GIVE_UP_AFTER_SECONDS")
+    discord_backoff_initial_seconds: float = _env(
+        "UPTIMED_DISCORD_BACKOFF_INITIAL_SECONDS", 1, gt=0
     )
-    discord_backoff_initial_seconds: float = Field(
-        1, gt=0, validation_alias=AliasChoices("UPTIMED_DISCORD_BACKOFF_INITIAL_SECONDS")
-    )
-    discord_backoff_max_seconds: float = Field(
-        300, gt=0, validation_alias=AliasChoices("UPTIMED_DISCORD_BACKOFF_MAX_SECONDS")
-    )
+    discord_backoff_max_seconds: float = _env("UPTIMED_DISCORD_BACKOFF_MAX_SECONDS", 300, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
