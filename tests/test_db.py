@@ -153,3 +153,15 @@ async def test_migration_from_v2_keeps_history_and_derives_incidents(tmp_path: P
     ]
     await store.close()
     assert sqlite3.connect(path).execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+
+
+async def test_a_site_never_checked_has_no_last_check(store: Store) -> None:
+    never = await store.insert_site(SiteIn(url="http://a", name="a"), now=1_000)
+    checked = await store.insert_site(SiteIn(url="http://b", name="b"), now=1_000)
+    result = CheckResult(status=Status.UP, checked_at=5_000, response_time_ms=5)
+    await store.record_check(
+        checked.id, result, SiteState(status=Status.UP, since=5_000), None, append_unchanged=True
+    )
+    states = await store.site_states()
+    assert states[never.id][1] is None  # its INITIAL row is not a check: due at once
+    assert states[checked.id][1] == 5_000

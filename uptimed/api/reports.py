@@ -25,7 +25,6 @@ from uptimed.models import (
 routes = web.RouteTableDef()
 
 
-
 def _next_link(request: web.Request, cursor: int | None) -> dict[str, str]:
     if cursor is None:
         return {}

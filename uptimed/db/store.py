@@ -264,10 +264,12 @@ class Store:
         return Status(row[0]) if row else Status.INITIAL
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
-        """Each site's current status, and when it was last checked (None: no row kept)."""
+        """Each site's current status, and when it was last checked (None: never, or no row
+        kept). The INITIAL row is not a check: a site never checked is due at once."""
         async with self._conn.execute(
             "SELECT id, status, status_since,"
-            " (SELECT max(checked_at) FROM history h WHERE h.site_id = s.id) AS last_checked"
+            " (SELECT max(checked_at) FROM history h"
+            "  WHERE h.site_id = s.id AND h.status <> 0) AS last_checked"
             " FROM sites s"
         ) as cur:
             states: dict[int, tuple[SiteState, int | None]] = {}
