@@ -1,0 +1,340 @@
+"""The stdout table (figure | measured | goal | verdict) and the machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import aiohttp
+
+MIB = 1024 * 1024
+GOAL_RATE = 2000
+GOAL_P99_MS = 500
+GOAL_RATIO = 2.0
+GOAL_BYTES_PER_ROW = 64
+GOAL_API_P99_MS = 50
+GOAL_HEALTHZ_S = 2.0
+RSS_BASE, RSS_PER_SITE = 100 * MIB, 2 * 1024
+
+
+def machine(src: Path | None = None) -> dict:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    repo = Path(__file__).resolve().parent.parent
+    git = subprocess.run(
+        ["git", "-C", str(src or repo), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    init = (src or repo) / "uptimed" / "__init__.py"
+    found = re.search(r'__version__ = "([^"]+)"', init.read_text()) if init.exists() else None
+    uptimed_version = found.group(1) if found else "?"
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "uptimed": uptimed_version,
+        "uptimed_src": str(src or repo),
+        "git": git or "not a git tree",
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def _ms(p: dict, keys: tuple[str, ...] = ("p50", "p99", "max")) -> str:
+    vals = [p.get(k) for k in keys]
+    if any(v is None for v in vals):
+        return "no data"
+    return " / ".join(f"{v:.0f}" for v in vals) + " ms"
+
+
+def _verdict(ok: bool | None) -> str:
+    return {True: "PASS", False: "FAIL", None: "info"}[ok]
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The table of one mode's result."""
+    w, cpu, out = r["window"], r["cpu"], []
+    rate = w["scheduled_per_s"]
+    held = w["missed"] == 0 and (w["lateness_ms"]["p99"] or 0) <= GOAL_P99_MS
+    rate_verdict = ("PASS" if rate >= GOAL_RATE else "held, rate < goal") if held else "FAIL"
+    out.append(
+        (
+            f"checks/s scheduled / done ({w['window_s']:.0f} s window, {w['sites']} sites"
+            f" every {r['config']['interval']} s)",
+            f"{rate:.0f} / {w['done_per_s']:.0f}",
+            f">= {GOAL_RATE} held",
+            rate_verdict,
+        )
+    )
+    out.append(
+        (
+            "lateness p50 / p99 / max",
+            _ms(w["lateness_ms"]) + f"  ({w['late_over_500ms']} checks > 500 ms)",
+            f"p99 <= {GOAL_P99_MS} ms",
+            _verdict((w["lateness_ms"]["p99"] or 0) <= GOAL_P99_MS),
+        )
+    )
+    out.append(
+        (
+            "missed checks (grid points with no check)",
+            f"{w['missed']} of {w['scheduled']}",
+            "0",
+            _verdict(w["missed"] == 0),
+        )
+    )
+    out.append(
+        (
+            "lateness p99 per tenth of the window",
+            " ".join("-" if b["p99_ms"] is None else f"{b['p99_ms']:.0f}" for b in w["buckets"]),
+            "",
+            "info",
+        )
+    )
+    out.append(
+        (
+            "checks DOWN in window (target errors)",
+            f"{w['down']} {w['down_reasons'] or ''}".strip(),
+            "0",
+            _verdict(w["down"] == 0),
+        )
+    )
+    out.append(
+        (
+            "check response time p50 / p99 / max",
+            _ms(w["response_time_ms"]),
+            "",
+            "info",
+        )
+    )
+    out.append(
+        (
+            "uptimed CPU per check (first half, no API load)",
+            f"{cpu['us_per_check']:.0f} us (event-loop thread {cpu['main_us_per_check']:.0f},"
+            f" other threads {cpu['other_us_per_check']:.0f});"
+            f" {cpu['pct_of_one_core']:.0f}% of a core, loop thread {cpu['main_pct']:.0f}%",
+            "",
+            "info",
+        )
+    )
+    q = cpu["first_half"]
+    if "main_on_cpu_pct" in q:
+        out.append(
+            (
+                "event-loop thread: on CPU / waiting for a CPU / blocked or idle",
+                f"{q['main_on_cpu_pct']:.0f}% / {q['main_runqueue_pct']:.0f}% /"
+                f" {q['main_blocked_or_idle_pct']:.0f}% of the first half",
+                "",
+                "info",
+            )
+        )
+    bp, bm = r["bare_paced"], r["bare_max"]
+    out.append(
+        (
+            f"bare aiohttp, same mode, same rate ({bp['rate_target']:.0f}/s)",
+            f"{bp['cpu_us_per_request']:.0f} us/request, {bp['requests_per_s']:.0f} req/s"
+            f" ({bp['errors']} errors)",
+            "",
+            "info",
+        )
+    )
+    out.append(
+        (
+            "ratio uptimed CPU/check : bare CPU/request (same rate)",
+            f"{r['ratio_same_rate']:.2f}  (vs bare at max speed: {r['ratio_max_speed']:.2f})",
+            f"<= {GOAL_RATIO}",
+            _verdict(r["ratio_same_rate"] <= GOAL_RATIO),
+        )
+    )
+    out.append(
+        (
+            "bare aiohttp, same mode, max speed (32 workers)",
+            f"{bm['requests_per_s']:.0f} req/s, {bm['cpu_us_per_request']:.0f} us/request,"
+            f" {bm['cpu_pct_of_one_core']:.0f}% of a core",
+            "",
+            "info",
+        )
+    )
+    mem, sites = r["memory"], r["sites_total"]
+    goal = RSS_BASE + RSS_PER_SITE * sites
+    out.append(
+        (
+            "RSS at window end / peak",
+            f"{mem['rss_end'] / MIB:.0f} / {mem['rss_peak'] / MIB:.0f} MiB",
+            f"<= {goal / MIB:.0f} MiB ({sites} sites)",
+            _verdict(mem["rss_peak"] <= goal),
+        )
+    )
+    st = r["storage"]
+    out.append(
+        (
+            "SQLite bytes per history row, indexes included",
+            f"{st['bytes_per_row']:.1f} ({st['history_rows']} rows; {st['method']})",
+            f"<= {GOAL_BYTES_PER_ROW}",
+            _verdict(st["bytes_per_row"] <= GOAL_BYTES_PER_ROW),
+        )
+    )
+    out.append(
+        (
+            "DB growth per hour at the measured rate",
+            f"{r['growth_mib_per_hour']:.0f} MiB/h",
+            "",
+            "info",
+        )
+    )
+    api = r["api"]
+    for key, label in (("site_ms", "GET /sites/{id}"), ("history_ms", "GET /sites/{id}/history")):
+        p = api[key]
+        out.append(
+            (
+                f"API {label} p50 / p99 / max under load ({api['rate'] / 2:.0f}/s)",
+                _ms(p) + (f", {api['errors']} errors" if api["errors"] else ""),
+                f"p99 <= {GOAL_API_P99_MS} ms",
+                _verdict(p["p99"] is not None and p["p99"] <= GOAL_API_P99_MS),
+            )
+        )
+    limit_note = (
+        "limit ignored"
+        if api["history_rows_max"] > api["history_limit"]
+        else f"<= limit {api['history_limit']}"
+    )
+    out.append(
+        ("history rows per answer (max)", f"{api['history_rows_max']} ({limit_note})", "", "info")
+    )
+    s = r["startup"]
+    out.append(("start, empty DB: spawn -> /healthz", f"{s['healthz_s']:.2f} s", "", "info"))
+    b, m = r["create_burst"], r["create_paced"]
+    if b["created"]:
+        out.append(
+            (
+                "create sites as fast as possible (32 connections)",
+                f"{b['created']} in {b['wall_s']:.1f} s = {b['sites_per_s']:.0f}/s; POST"
+                f" p50/p99 {b['post_latency_ms']['p50']:.0f}/{b['post_latency_ms']['p99']:.0f} ms",
+                "",
+                "info",
+            )
+        )
+    at_burst = f"; at burst rate N would take {m['created'] / b['sites_per_s']:.0f} s"
+    out.append(
+        (
+            f"create {m['created']} sites, paced over {r['create_intervals']} interval(s)",
+            f"{m['wall_s']:.1f} s ({m['sites_per_s']:.0f}/s), max lag {m['max_lag_s']:.2f} s,"
+            f" {m['errors']} errors" + (at_burst if b["created"] else ""),
+            "",
+            "info",
+        )
+    )
+    f = r["first_check_ms"]
+    out.append(("new site: creation -> first check p50 / p99 / max", _ms(f), "", "info"))
+    rs = r["restart"]
+    out.append(
+        (
+            f"restart with {rs['sites']} sites: spawn -> /healthz",
+            f"{rs['healthz_s']:.2f} s",
+            f"<= {GOAL_HEALTHZ_S} s (at 100k)",
+            _verdict(rs["healthz_s"] <= GOAL_HEALTHZ_S),
+        )
+    )
+    out.append(_restart_checked(rs))
+    t = r["target"]
+    reuse = r.get("requests_per_connection")
+    out.append(
+        (
+            f"target ({t['kind']}) CPU in window",
+            f"{t['cpu_pct_of_one_core']:.0f}% of one core (busiest process"
+            f" {t['busiest_process_pct']:.0f}%)",
+            "not saturated",
+            _verdict(t["busiest_process_pct"] < 80),
+        )
+    )
+    out.append(
+        (
+            "requests per connection at the target",
+            "n/a" if reuse is None else f"{reuse:.2f}",
+            "1.00 unless keep-alive",
+            "info",
+        )
+    )
+    mc = r["machine_cpu"]
+    out.append(
+        (
+            "machine CPU in window (% of one core, 2 = 200)",
+            f"all {mc['all']:.0f}: uptimed {mc['uptimed']:.0f}, target {mc['target']:.0f},"
+            f" harness {mc['harness']:.0f}, rest {mc['rest']:.0f}"
+            + (f" ({', '.join(mc['busiest_others'])})" if mc.get("busiest_others") else ""),
+            "",
+            "info",
+        )
+    )
+    return out
+
+
+def format_table(table: list[tuple[str, str, str, str]]) -> str:
+    head = ("figure", "measured", "goal", "verdict")
+    widths = [max(len(row[i]) for row in [head, *table]) for i in range(4)]
+    line = " | ".join("-" * w for w in widths)
+    fmt = " | ".join(f"{{:{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), line, *(fmt.format(*row) for row in table)])
+
+
+def _restart_checked(r: dict) -> tuple[str, str, str, str]:
+    return (
+        "restart: sites checked within interval of ready (+0.5 s)",
+        f"{r['on_time']}/{r['sites']} ({r['within_interval_of_spawn']} within interval of"
+        f" spawn); {r['checked']} checked; last first-check {r['all_checked_s']} s after spawn,"
+        f" first {r['first_check_s']} s",
+        "all",
+        _verdict(r["on_time"] == r["sites"]),
+    )
+
+
+def restart_big_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    out = [
+        (
+            f"{r['sites']} sites written directly into SQLite",
+            f"in {r['insert_s']:.1f} s (not through the API), interval {r['interval']} s, "
+            + (
+                "each checked once in the last interval"
+                if r.get("checked_before", True)
+                else "never checked (INITIAL only)"
+            ),
+            "",
+            "info",
+        ),
+        (
+            "spawn -> /healthz",
+            f"{r['healthz_s']:.2f} s",
+            f"<= {GOAL_HEALTHZ_S} s",
+            _verdict(r["healthz_s"] <= GOAL_HEALTHZ_S),
+        ),
+        _restart_checked(r),
+        (
+            "RSS after start / at end / peak",
+            f"{r['rss_healthy'] / MIB:.0f} / {r['rss_end'] / MIB:.0f} / {r['rss_peak'] / MIB:.0f}"
+            " MiB",
+            f"<= {(RSS_BASE + RSS_PER_SITE * r['sites']) / MIB:.0f} MiB",
+            _verdict(r["rss_peak"] <= RSS_BASE + RSS_PER_SITE * r["sites"]),
+        ),
+        (
+            "uptimed CPU from ready until all checked (or the watch ended)",
+            f"{r['cpu_pct']:.0f}% of one core; event-loop thread on CPU / waiting for a CPU /"
+            f" blocked or idle: {r['loop_thread']['main_on_cpu_pct']:.0f}% /"
+            f" {r['loop_thread']['main_runqueue_pct']:.0f}% /"
+            f" {r['loop_thread']['main_blocked_or_idle_pct']:.0f}%",
+            "",
+            "info",
+        ),
+        ("stop (SIGTERM -> exit)", f"{r['stop']}", "", "info"),
+    ]
+    return out

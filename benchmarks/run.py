@@ -1,0 +1,180 @@
+"""Run the issue-5 benchmark: ``python benchmarks/run.py [--quick] [--both-modes] ...``.
+
+One mode (new connection per check, or ``--keep-alive``) runs, in this order:
+1. the bare aiohttp loop against the target, at max speed and at the scenario's rate;
+2. uptimed on an empty database; a burst of sites (long interval) to measure creation speed;
+3. N sites created through the API, paced over whole intervals so their grids are uniform;
+4. one interval of warm-up, then the window of T seconds: first half quiet (CPU per check),
+   second half with the API probe (latency under load); then one interval of grace;
+5. SIGTERM, offline analysis of the SQLite file, and a restart on the same file.
+``--restart-sites`` then measures a restart with that many sites written straight into SQLite.
+Everything started here is stopped on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from contextlib import suppress
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import procstat, report
+from benchmarks.scenario import log, run_mode, run_restart_big
+from benchmarks.target import Target
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FULL = {"sites": 40_000, "interval": 20, "duration": 600, "burst": 2000, "bare_seconds": 10}
+QUICK = {"sites": 5_000, "interval": 10, "duration": 30, "burst": 1000, "bare_seconds": 4}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small run, under 2 minutes per mode")
+    p.add_argument("--sites", type=int, help=f"N sites (default {FULL['sites']}; 0: restart only)")
+    p.add_argument("--interval", type=int, help=f"check interval, s ({FULL['interval']})")
+    p.add_argument("--duration", type=int, help=f"window T, s ({FULL['duration']})")
+    p.add_argument(
+        "--burst-sites", type=int, help=f"sites for the creation burst ({FULL['burst']})"
+    )
+    p.add_argument("--bare-seconds", type=float, help="seconds per bare-loop measurement")
+    p.add_argument("--keep-alive", action="store_true", help="UPTIMED_KEEP_ALIVE=1 + per site")
+    p.add_argument("--both-modes", action="store_true", help="new connection, then keep-alive")
+    p.add_argument(
+        "--create-intervals", type=int, default=0, help="pace creation over M intervals (0: auto)"
+    )
+    p.add_argument("--api-rate", type=float, default=20, help="API probe requests/s")
+    p.add_argument("--history-limit", type=int, default=100)
+    p.add_argument("--restart-sites", type=int, default=0, help="e.g. 100000 (direct SQLite)")
+    p.add_argument("--restart-interval", type=int, default=300)
+    p.add_argument(
+        "--restart-never-checked",
+        action="store_true",
+        help="direct sites with no check yet (default: each checked once in the last interval)",
+    )
+    p.add_argument("--profile", type=int, default=0, metavar="S", help="py-spy S s in window")
+    p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra uptimed env")
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for this harness and all it starts (inherited); e.g. -10 as root on a"
+        " shared machine so other tenants' work does not starve the measured processes",
+    )
+    p.add_argument("--uptimed-src", type=Path, help="run uptimed from this tree (PYTHONPATH)")
+    p.add_argument("--python-target", action="store_true", help="skip nginx")
+    p.add_argument("--json", type=Path, help="default benchmarks/results/<timestamp>.json")
+    p.add_argument("--keep-tmp", action="store_true", help="keep databases and logs")
+    args = p.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    args.sites = args.sites if args.sites is not None else preset["sites"]
+    args.interval = args.interval or preset["interval"]
+    args.duration = args.duration or preset["duration"]
+    args.burst_sites = args.burst_sites if args.burst_sites is not None else preset["burst"]
+    args.bare_seconds = args.bare_seconds or preset["bare_seconds"]
+    return args
+
+
+def print_profile(prof: dict) -> None:
+    for thread, summary in prof["threads"].items():
+        print(f"\npy-spy, thread {thread} ({summary['samples']} samples): own time, % of thread")
+        rows = 15 if thread == "MainThread" else 5
+        for pct, func in summary["own"][:rows]:
+            print(f"  {pct:5.1f}%  {func}")
+        if thread == "MainThread":
+            print("  by total (self + callees; frames in more than 80% of samples left out):")
+            for pct, func in [t for t in summary["total"] if t[0] <= 80][:rows]:
+                print(f"  {pct:5.1f}%  {func}")
+    print(f"profile: {prof['file']} (speedscope.app)")
+
+
+async def machine_noise(seconds: float) -> str:
+    """How busy the machine is before we start: the shared machine's noise floor."""
+    m0, p0, t0 = procstat.machine_jiffies(), procstat.all_processes(), time.time()
+    await asyncio.sleep(seconds)
+    m1, p1, wall = procstat.machine_jiffies(), procstat.all_processes(), time.time() - t0
+    busy = procstat.machine_busy_pct(m0, m1)
+    others = procstat.busiest_others(p0, p1, wall, {os.getpid()})
+    return f"{busy:.0f}% of one core busy ({', '.join(others) or 'idle'})"
+
+
+async def main_async(args: argparse.Namespace, work: Path) -> dict:
+    out: dict = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "machine": report.machine(args.uptimed_src),
+    }
+    print(f"command: {out['command']}")
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
+    out["machine"]["busy_before"] = await machine_noise(2.0)
+    print(f"machine before start: {out['machine']['busy_before']}")
+    target = Target(work, prefer_nginx=not args.python_target)
+    try:
+        target.start()
+        out["target"] = {"kind": target.kind, "version": target.version()}
+        print(f"target: {target.kind} {out['target']['version']} at {target.base}")
+        modes = [False, True] if args.both_modes else [args.keep_alive]
+        modes = modes if args.sites else []
+        out["modes"] = []
+        for keep_alive in modes:
+            name = "keepalive" if keep_alive else "close"
+            res = await run_mode(args, target, work / name, keep_alive)
+            out["modes"].append(res)
+            print(f"\n## {res['mode']}: uptimed env {res['uptimed_env'] or '{}'}")
+            if keep_alive and not res["create_paced"]["keep_alive_field_in_answer"]:
+                print(
+                    "note: the API answers have no keep_alive field (not supported by this build?)"
+                )
+            print(report.format_table(report.rows(res)))
+            if "profile" in res:
+                print_profile(res["profile"])
+        if args.restart_sites:
+            log(f"restart with {args.restart_sites} sites")
+            out["restart_big"] = await run_restart_big(args, target, work / "big")
+            print(f"\n## restart with {args.restart_sites} sites (created directly in SQLite)")
+            print(report.format_table(report.restart_big_rows(out["restart_big"])))
+    finally:
+        target.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="uptimed-bench-"))
+    path = args.json or RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args.json_path = path
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)  # so `kill` of the harness still cleans up
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # children inherit it
+    try:
+        out = asyncio.run(main_async(args, work))
+    except KeyboardInterrupt:
+        log("interrupted; everything started was stopped")
+        return 130
+    finally:
+        if args.keep_tmp:
+            log(f"kept {work}")
+        else:
+            with suppress(OSError):
+                shutil.rmtree(work)
+    path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The phases of one benchmark run: the bare loop, uptimed under load, the restarts.
+
+``run_mode`` runs one connection mode end to end and returns its results as a dict (the JSON);
+``run_restart_big`` measures a restart with sites written straight into SQLite. Every wait is
+bounded; uptimed is stopped in ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import bare_client, dbstats, procstat, profile, report
+from benchmarks.daemon import Daemon, api_session, create_sites, probe_api
+from benchmarks.target import Target, free_port, usage
+
+LATENESS_BUDGET_MS = 500  # the throughput goal's p99 lateness, allowed after a restart too
+LONG_INTERVAL = 86_400  # burst sites: checked once at creation, then not again during the run
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def sleep_until(wall: float) -> None:
+    if (delay := wall - time.time()) > 0:
+        await asyncio.sleep(delay)
+
+
+def bodies(count: int, interval: int, prefix: str, target: Target, keep_alive: bool) -> list:
+    extra = {"keep_alive": True} if keep_alive else {}
+    return [
+        {
+            "url": target.url(f"{prefix}-{i}"),
+            "name": f"{prefix}-{i}",
+            "check_interval_seconds": interval,
+            "expected_status_code": 200,
+            **extra,
+        }
+        for i in range(count)
+    ]
+
+
+async def measure_bare(target: Target, *, rate: float, seconds: float, keep_alive: bool) -> dict:
+    requests = int(rate * seconds) if rate else int(12_000 * seconds)
+    before, t0 = procstat.group_cpu(target.pids()), time.time()
+    result = await asyncio.to_thread(
+        bare_client.run,
+        target.url("bare"),
+        requests=requests,
+        rate=rate,
+        keep_alive=keep_alive,
+        max_seconds=seconds,
+    )
+    result["target"] = usage(before, procstat.group_cpu(target.pids()), time.time() - t0)
+    return result
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything read from /proc (and nginx) at one edge of the window."""
+
+    cpu: procstat.CpuSample
+    counters: dict[str, int] | None
+    target_cpu: dict[int, float]
+    machine: tuple[int, int]
+    harness_cpu: float
+    processes: dict[int, tuple[str, float]]
+    rss: int
+
+
+def snapshot(daemon: Daemon, target: Target) -> Snapshot:
+    times = os.times()
+    return Snapshot(
+        cpu=procstat.sample(daemon.pid, time.time()),
+        counters=target.counters(),
+        target_cpu=procstat.group_cpu(target.pids()),
+        machine=procstat.machine_jiffies(),
+        harness_cpu=times.user + times.system,
+        processes=procstat.all_processes(),
+        rss=procstat.memory(daemon.pid)[0],
+    )
+
+
+async def snapshot_at(wall: float, daemon: Daemon, target: Target) -> Snapshot:
+    await sleep_until(wall)
+    return snapshot(daemon, target)
+
+
+async def restart(
+    daemon: Daemon, ids: tuple[int, int], interval: int, extra_s: float, stop_timeout: float = 30
+) -> dict:
+    """Start ``daemon`` on its existing file, watch until every site in ``ids`` was checked (or
+    one interval + ``extra_s`` after spawn), stop it, and read each site's first check.
+
+    A site is on time when its first check comes at most its interval after uptimed is ready
+    (``/healthz`` answers), plus the 500 ms lateness budget; the strict count (interval after
+    the process was spawned) is reported too.
+    """
+    daemon.start()
+    watcher = dbstats.CheckWatcher(daemon.db_path, ids, int(daemon.spawned_at * 1000))
+    sites = watcher.sites
+    healthz = await daemon.wait_healthy(120)
+    rss_healthy = procstat.memory(daemon.pid)[0]
+    s0 = procstat.sample(daemon.pid, time.time())
+    deadline = daemon.spawned_at + interval + extra_s
+    while time.time() < deadline:
+        await asyncio.sleep(min(2.0, max(0.0, deadline - time.time())))
+        if await asyncio.to_thread(watcher.checked) >= sites:
+            break
+    s1 = procstat.sample(daemon.pid, time.time())
+    loop = procstat.cpu_report(s0, s1, daemon.pid)
+    rss_end, rss_peak = procstat.memory(daemon.pid)
+    stop = daemon.stop(timeout=stop_timeout)
+    first = await asyncio.to_thread(watcher.first_checks)
+    spawn_ms = daemon.spawned_at * 1000
+    delays = [t - spawn_ms for t in first.values() if t is not None]
+    ready_ms = healthz * 1000 + LATENESS_BUDGET_MS
+    return {
+        "sites": sites,
+        "interval": interval,
+        "healthz_s": round(healthz, 3),
+        "checked": len(delays),
+        "within_interval_of_spawn": sum(1 for d in delays if d <= interval * 1000),
+        "on_time": sum(1 for d in delays if d <= ready_ms + interval * 1000),
+        "all_checked_s": round(max(delays) / 1000, 1) if len(delays) == sites else None,
+        "first_check_s": round(min(delays) / 1000, 2) if delays else None,
+        "rss_healthy": rss_healthy,
+        "rss_end": rss_end,
+        "rss_peak": rss_peak,
+        "cpu_pct": 100 * loop["cpu_s"] / loop["wall_s"] if loop["wall_s"] > 0 else 0.0,
+        "loop_thread": {k: v for k, v in loop.items() if k.startswith("main_")},
+        "stop": stop,
+    }
+
+
+async def run_mode(args: argparse.Namespace, target: Target, work: Path, keep_alive: bool) -> dict:
+    mode = "keep-alive" if keep_alive else "new connection per check"
+    rate = args.sites / args.interval
+    res: dict = {
+        "mode": mode,
+        "config": {k: getattr(args, k) for k in ("sites", "interval", "duration", "burst_sites")},
+    }
+    log(f"mode {mode}: bare aiohttp loop, max speed and {rate:.0f}/s")
+    res["bare_max"] = await measure_bare(
+        target, rate=0, seconds=args.bare_seconds, keep_alive=keep_alive
+    )
+    res["bare_paced"] = await measure_bare(
+        target, rate=rate, seconds=args.bare_seconds, keep_alive=keep_alive
+    )
+
+    env = dict(e.split("=", 1) for e in args.env)
+    if keep_alive:
+        env["UPTIMED_KEEP_ALIVE"] = "1"
+    res["uptimed_env"] = env
+    daemon = Daemon(work, work / "bench.db", free_port(), env, args.uptimed_src)
+    try:
+        daemon.start()
+        res["startup"] = {"healthz_s": round(await daemon.wait_healthy(60), 3)}
+        async with api_session(daemon, 32) as api:
+            log(f"creating {args.burst_sites} sites as fast as possible")
+            burst = await create_sites(
+                api, bodies(args.burst_sites, LONG_INTERVAL, "burst", target, keep_alive)
+            )
+            res["create_burst"] = burst.summary()
+            burst_rate = burst.summary()["sites_per_s"] or rate
+            m = args.create_intervals or max(1, math.ceil(rate / (0.5 * burst_rate)))
+            res["create_intervals"] = m
+            log(f"creating {args.sites} sites paced over {m} x {args.interval} s")
+            main = await create_sites(
+                api,
+                bodies(args.sites, args.interval, "site", target, keep_alive),
+                spread_s=m * args.interval,
+                deadline_s=1.5 * m * args.interval + 60,
+            )
+            res["create_paced"] = main.summary()
+            if not main.ids:
+                raise RuntimeError(f"no site created: {main.errors[:3]}")
+            ids = (min(main.ids), max(main.ids))
+            res["sites_total"] = len(main.ids) + len(burst.ids)
+            w0 = time.time() + args.interval
+            w1 = w0 + args.duration
+            wmid = w0 + args.duration / 2
+            log(f"warm-up {args.interval} s, then the window of {args.duration} s")
+            await sleep_until(w0)
+            a = snapshot(daemon, target)
+            await sleep_until(wmid)
+            s1 = procstat.sample(daemon.pid, time.time())
+            log("second half: API probe" + (" and py-spy" if args.profile else ""))
+            end = asyncio.create_task(snapshot_at(w1, daemon, target))  # on time, not after
+            jobs = [
+                probe_api(
+                    api,
+                    main.ids,
+                    rate=args.api_rate,
+                    seconds=w1 - time.time(),
+                    history_limit=args.history_limit,
+                )
+            ]
+            secs = int(min(args.profile, w1 - time.time() - 1))
+            if secs >= 1:
+                out_file = args.json_path.with_suffix(f".{work.name}.speedscope.json")
+                jobs.append(profile.record(daemon.pid, secs, out_file))
+            probe, *prof = await asyncio.gather(*jobs)
+            res["api"] = probe
+            b = await end
+            rss_end = b.rss
+            log(f"grace {args.interval} s for late checks of the window")
+            await asyncio.sleep(args.interval)
+            _, rss_peak = procstat.memory(daemon.pid)
+        res["memory"] = {"rss_end": rss_end, "rss_peak": rss_peak}
+        res["stop"] = daemon.stop()
+        log("analysing the database")
+        ms = (int(w0 * 1000), int(w1 * 1000), int(wmid * 1000))
+        w = await asyncio.to_thread(
+            dbstats.window_stats,
+            daemon.db_path,
+            ids,
+            args.interval,
+            ms[0],
+            ms[1],
+            args.interval * 1000,
+        )
+        res["window"] = w
+        checks = await asyncio.to_thread(dbstats.count_checks, daemon.db_path, ms[0], ms[2])
+        res["first_check_ms"] = await asyncio.to_thread(
+            dbstats.first_check_delays, daemon.db_path, ids
+        )
+        res["storage"] = await asyncio.to_thread(dbstats.storage, daemon.db_path)
+
+        quiet = procstat.cpu_report(a.cpu, s1, daemon.pid)
+        whole = procstat.cpu_report(a.cpu, b.cpu, daemon.pid)
+        checks = max(1, checks)
+        res["cpu"] = {
+            "first_half": quiet,
+            "window": whole,
+            "checks_first_half": checks,
+            "us_per_check": 1e6 * quiet["cpu_s"] / checks,
+            "main_us_per_check": 1e6 * quiet["main_thread_s"] / checks,
+            "other_us_per_check": 1e6 * quiet["other_threads_s"] / checks,
+            "us_per_check_window": 1e6 * whole["cpu_s"] / max(1, w["done_all_sites"]),
+            "pct_of_one_core": 100 * quiet["cpu_s"] / quiet["wall_s"],
+            "main_pct": 100 * quiet["main_thread_s"] / quiet["wall_s"],
+        }
+        bare_us = res["bare_paced"]["cpu_us_per_request"] or math.inf
+        res["ratio_same_rate"] = res["cpu"]["us_per_check"] / bare_us
+        res["ratio_max_speed"] = res["cpu"]["us_per_check"] / (
+            res["bare_max"]["cpu_us_per_request"] or math.inf
+        )
+        res["growth_mib_per_hour"] = (
+            res["storage"]["bytes_per_row"] * w["done_per_s"] * 3600 / report.MIB
+        )
+        wall = b.cpu.wall - a.cpu.wall
+        res["target"] = {"kind": target.kind, **usage(a.target_cpu, b.target_cpu, wall)}
+        k0, k2 = a.counters, b.counters
+        if k0 and k2 and k2["accepts"] > k0["accepts"]:
+            res["requests_per_connection"] = (k2["requests"] - k0["requests"]) / (
+                k2["accepts"] - k0["accepts"]
+            )
+        everything = procstat.machine_busy_pct(a.machine, b.machine)
+        harness = 100 * (b.harness_cpu - a.harness_cpu) / wall
+        res["machine_cpu"] = {
+            "all": everything,
+            "uptimed": 100 * whole["cpu_s"] / wall,
+            "target": res["target"]["cpu_pct_of_one_core"],
+            "harness": harness,
+        }
+        res["machine_cpu"]["rest"] = everything - sum(
+            res["machine_cpu"][k] for k in ("uptimed", "target", "harness")
+        )
+        ours = {os.getpid(), daemon.pid, *target.pids()}
+        res["machine_cpu"]["busiest_others"] = procstat.busiest_others(
+            a.processes, b.processes, wall, ours
+        )
+        if prof and prof[0] is not None:
+            res["profile"] = {"file": str(prof[0]), "threads": profile.summarise(prof[0], 25)}
+
+        log(f"restart on the same database ({len(main.ids)} sites)")
+        res["restart"] = await restart(daemon, ids, args.interval, extra_s=15)
+    finally:
+        daemon.kill()
+        if daemon.proc is not None and daemon.proc.returncode not in (0, None):
+            log(f"uptimed exited {daemon.proc.returncode}; log tail:\n{daemon.log_tail()}")
+    return res
+
+
+async def run_restart_big(args: argparse.Namespace, target: Target, work: Path) -> dict:
+    """Restart with ``--restart-sites`` sites written straight into SQLite (not via the API)."""
+    env = dict(e.split("=", 1) for e in args.env)
+    daemon = Daemon(work, work / "big.db", free_port(), env, args.uptimed_src)
+    try:
+        daemon.start()  # creates the schema (and runs any migration) on the empty file
+        await daemon.wait_healthy(60)
+        daemon.stop()
+        t0 = time.monotonic()
+        ids = await asyncio.to_thread(
+            dbstats.insert_sites_direct,
+            daemon.db_path,
+            args.restart_sites,
+            args.restart_interval,
+            lambda i: target.url(f"big-{i}"),
+            int(time.time() * 1000),
+            checked_before=not args.restart_never_checked,
+        )
+        insert_s = time.monotonic() - t0
+        log(f"{args.restart_sites} sites written directly; starting uptimed")
+        res = await restart(daemon, ids, args.restart_interval, extra_s=30, stop_timeout=60)
+        res["insert_s"] = insert_s
+        res["checked_before"] = not args.restart_never_checked
+    finally:
+        daemon.kill()
+    return res

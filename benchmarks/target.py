@@ -1,0 +1,163 @@
+"""The website the checks hit: nginx when installed, else two aiohttp processes (SO_REUSEPORT).
+
+Every path answers ``200 ok``. The harness starts and stops it and reads its processes' CPU, so
+a reader can see that the target was not the bottleneck. nginx also serves ``stub_status``,
+whose counters show how many requests each connection carried (1.0 means no keep-alive).
+
+Run as ``python -m benchmarks.target PORT`` it is one process of the Python fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from benchmarks import procstat
+
+NGINX_CONF = """\
+worker_processes 2;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 16384; multi_accept on; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    client_body_temp_path {dir}/tmp_body;
+    proxy_temp_path {dir}/tmp_proxy;
+    fastcgi_temp_path {dir}/tmp_fastcgi;
+    uwsgi_temp_path {dir}/tmp_uwsgi;
+    scgi_temp_path {dir}/tmp_scgi;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location = /nginx_status {{ stub_status; }}
+        location / {{ default_type text/plain; return 200 "ok\\n"; }}
+    }}
+}}
+"""
+STATUS_PATH = "/nginx_status"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Target:
+    """A started target; ``stop()`` ends every process it started, by process group."""
+
+    def __init__(self, workdir: Path, *, prefer_nginx: bool = True) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.kind = "nginx" if prefer_nginx and shutil.which("nginx") else "python"
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._dir = workdir / "target"
+        self._dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        if self.kind == "nginx":
+            conf = self._dir / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(dir=self._dir, port=self.port))
+            cmd = ["nginx", "-p", str(self._dir), "-c", str(conf), "-g", "daemon off;"]
+            self._procs.append(self._spawn(cmd))
+        else:
+            for _ in range(2):
+                cmd = [sys.executable, "-m", "benchmarks.target", str(self.port)]
+                self._procs.append(self._spawn(cmd))
+        self._wait_ready(timeout=15)
+
+    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        log = (self._dir / "target.log").open("ab")
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: stop() can end workers with the master
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    log = (self._dir / "target.log").read_text(errors="replace")
+                    raise RuntimeError(f"{self.kind} target exited {proc.returncode}: {log}")
+            try:
+                with urllib.request.urlopen(self.base + "/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.kind} target did not answer within {timeout:g}s")
+
+    def url(self, i: int | str) -> str:
+        return f"{self.base}/s/{i}"
+
+    def pids(self) -> list[int]:
+        """Every process of the target (nginx master and workers, or the Python processes)."""
+        pids = [p.pid for p in self._procs if p.poll() is None]
+        if self.kind == "nginx":
+            pids += [kid for pid in list(pids) for kid in procstat.children(pid)]
+        return pids
+
+    def counters(self) -> dict[str, int] | None:
+        """nginx's ``accepts`` and ``requests`` so far; None for the Python target."""
+        if self.kind != "nginx":
+            return None
+        with urllib.request.urlopen(self.base + STATUS_PATH, timeout=2) as resp:
+            lines = resp.read().decode().splitlines()
+        accepts, _handled, requests = (int(x) for x in lines[2].split())
+        return {"accepts": accepts, "requests": requests}
+
+    def version(self) -> str:
+        if self.kind != "nginx":
+            return "aiohttp x2 (SO_REUSEPORT)"
+        out = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False)
+        return out.stderr.strip().removeprefix("nginx version: ")
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self._procs.clear()
+
+
+def usage(before: dict[int, float], after: dict[int, float], wall: float) -> dict[str, float]:
+    """Target CPU between two ``procstat.group_cpu`` readings, in % of one core."""
+    per_proc = [after[p] - before.get(p, 0.0) for p in after]
+    return {
+        "cpu_pct_of_one_core": 100 * sum(per_proc) / wall if wall > 0 else 0.0,
+        "busiest_process_pct": 100 * max(per_proc, default=0.0) / wall if wall > 0 else 0.0,
+    }
+
+
+def _serve(port: int) -> None:
+    """One process of the Python fallback target."""
+    from aiohttp import web
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", ok)
+    web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
