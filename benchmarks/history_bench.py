@@ -1118,7 +1118,11 @@ async def prune_phase(
     path: Path, retention: Retention, growth_days: int, interval_ms: int, seed: int
 ) -> dict[str, Any]:
     now0 = int(time.time() * 1000)
-    out: dict[str, Any] = {"diagnosis": diagnosis(path, now0, retention)}
+    try:  # the diagnosis replays uptimed's SQL by hand; it must not stop the measurement
+        diag: dict[str, Any] = diagnosis(path, now0, retention)
+    except (sqlite3.Error, TypeError, ValueError) as e:
+        diag = {"error": f"{e.__class__.__name__}: {e}"}
+    out: dict[str, Any] = {"diagnosis": diag}
     store = await Store.open(path)
     timer = TxTimer(store)
     try:
