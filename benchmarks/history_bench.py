@@ -1091,7 +1091,8 @@ async def serialization(store: Store, n_sites: int) -> dict[str, float]:
         t = [time.perf_counter()]
         rows, _ = await reports.history_page(store, sid, HistoryQuery())
         t.append(time.perf_counter())
-        data = [r.model_dump(mode="json") for r in rows]
+        # Rows are API-shaped dicts since uptimed formats them in SQL; older builds gave models.
+        data = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in rows]
         t.append(time.perf_counter())
         json.dumps(data)
         t.append(time.perf_counter())
