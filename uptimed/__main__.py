@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -26,6 +27,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed (``pip install 'uptimed[fast]'``): the same asyncio API with a
+    cheaper loop, which is where a check spends its time; else the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {"host": args.host, "port": args.port, "log_level": args.log_level}
@@ -47,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             print=None,
             shutdown_timeout=5,
+            loop=_event_loop(),
         )
     except OSError as e:  # the port is taken, the database directory is not writable, ...
         logging.getLogger("uptimed").error("cannot start: %s", e)
