@@ -1272,6 +1272,8 @@ def table(result: dict[str, Any]) -> str:
     pr = result["prune"]
     lines += [
         f"{label}: {v['ms']} ms, {v['rows']:,} rows [{'; '.join(v['plan'])}]"
+        if isinstance(v, dict)
+        else f"diagnosis {label}: {v}"
         for label, v in pr["diagnosis"].items()
     ]
     if pr["days"] and "diagnosis" in pr["days"][0]:
