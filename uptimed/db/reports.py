@@ -134,34 +134,35 @@ _RAW_HIST = ", ".join(f"coalesce(sum(b = {i}), 0)" for i in range(len(HIST_COLUM
 _ROLLUP_SUMS = ", ".join(f"coalesce(sum({h}), 0)" for h in HIST_COLUMNS)
 
 
-async def _raw_stats(store: Store, site_id: int, start: int, end: int) -> _Stats:
-    stats = _Stats()
-    extra = f", {_RAW_HIST}"
-    async with store.reader.execute(
-        "SELECT count(*), coalesce(sum(status = 2), 0), coalesce(sum(response_time_ms), 0),"
-        f" max(response_time_ms){extra} FROM (SELECT status, response_time_ms,"
-        f" {rt_bucket_sql('response_time_ms')} AS b FROM history"
-        " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0)",
-        (site_id, start, end),
-    ) as cur:
+async def _stats(store: Store, sql: str, args: tuple[object, ...]) -> _Stats:
+    """One row of (checks, down, rt_sum, rt_max, *histogram) as ``_Stats``."""
+    async with store.reader.execute(sql, args) as cur:
         row = await cur.fetchone()
     assert row is not None
+    stats = _Stats()
     stats.add(row[0], row[1], row[2], row[3], list(row[4:]))
     return stats
 
 
+async def _raw_stats(store: Store, site_id: int, start: int, end: int) -> _Stats:
+    return await _stats(
+        store,
+        "SELECT count(*), coalesce(sum(status = 2), 0), coalesce(sum(response_time_ms), 0),"
+        f" max(response_time_ms), {_RAW_HIST} FROM (SELECT status, response_time_ms,"
+        f" {rt_bucket_sql('response_time_ms')} AS b FROM history"
+        " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0)",
+        (site_id, start, end),
+    )
+
+
 async def _rollup_stats(store: Store, table: str, site_id: int, start: int, end: int) -> _Stats:
-    stats = _Stats()
-    async with store.reader.execute(
+    return await _stats(
+        store,
         "SELECT coalesce(sum(checks), 0), coalesce(sum(checks - up), 0),"
         f" coalesce(sum(rt_sum), 0), max(rt_max), {_ROLLUP_SUMS} FROM {table}"
         " WHERE site_id = ? AND bucket >= ? AND bucket < ?",
         (site_id, start, end),
-    ) as cur:
-        row = await cur.fetchone()
-    assert row is not None
-    stats.add(row[0], row[1], row[2], row[3], list(row[4:]))
-    return stats
+    )
 
 
 async def _exact_p95(store: Store, site_id: int, start: int, end: int, checks: int) -> int | None:
