@@ -75,6 +75,15 @@ class Target:
     def hit_times(self, path: str | None = None) -> list[float]:
         return [t for t, p, _ in self.hits if path is None or p == path]
 
+    async def wait_hits(self, path: str, count: int, *, timeout: float = 10.0) -> list[float]:
+        """Arrival times (monotonic) once ``path`` has been requested ``count`` times."""
+
+        async def enough() -> list[float]:
+            times = self.hit_times(path)
+            return times if len(times) >= count else []
+
+        return await eventually(enough, timeout=timeout)
+
 
 def make_target_app(target: Target) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:

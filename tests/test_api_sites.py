@@ -170,10 +170,7 @@ async def test_delete_site_stops_checks_and_removes_history_and_webhooks(
         "/webhooks", json={"site_id": site["id"], "discord_webhook_url": "http://127.0.0.1:9/hook"}
     )
 
-    async def two_hits() -> bool:
-        return len(target.hit_times("/del")) >= 2
-
-    await eventually(two_hits)
+    await target.wait_hits("/del", 2)
     resp = await client.delete(f"/sites/{site['id']}")
     assert resp.status == 200
     assert await resp.json() == {"detail": "Site deleted successfully"}

@@ -310,11 +310,7 @@ async def test_checks_keep_their_schedule_while_discord_hangs(
     await add_hook(client, site_id, url)
     target.statuses["/hung"] = 503  # transitions keep queueing messages behind the hung POST
 
-    async def six() -> list[float]:
-        times = target.hit_times("/hung")
-        return times if len(times) >= 6 else []
-
-    times = await eventually(six, timeout=12)
+    times = await target.wait_hits("/hung", 6, timeout=12)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(0.7 < g < 1.3 for g in gaps), gaps
 

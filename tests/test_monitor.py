@@ -101,10 +101,7 @@ async def test_optimisation_1_keeps_one_row_per_status(
     client = await start_app(settings.model_copy(update={"optimisation": True}))
     site_id = await add_site(client, target.url("/opt"))
 
-    async def three_checks() -> bool:
-        return len(target.hit_times("/opt")) >= 3
-
-    await eventually(three_checks)
+    await target.wait_hits("/opt", 3)
 
     async def settled() -> list[dict]:
         rows = await history(client, site_id)
@@ -131,11 +128,7 @@ async def test_a_hanging_site_delays_no_other_check(client: TestClient, target: 
     await add_site(client, target.url("/hang"))
     await add_site(client, target.url("/fast"))
 
-    async def five_fast() -> list[float]:
-        times = target.hit_times("/fast")
-        return times if len(times) >= 5 else []
-
-    times = await eventually(five_fast, timeout=10)
+    times = await target.wait_hits("/fast", 5)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(0.7 < g < 1.3 for g in gaps), gaps
 
@@ -146,11 +139,7 @@ async def test_checks_keep_a_fixed_grid_despite_slow_answers(
     target.delays["/slow"] = 0.4
     await add_site(client, target.url("/slow"))
 
-    async def six() -> list[float]:
-        times = target.hit_times("/slow")
-        return times if len(times) >= 6 else []
-
-    times = await eventually(six, timeout=12)
+    times = await target.wait_hits("/slow", 6, timeout=12)
     # Start n is n seconds after start 0: the 0.4 s answers do not push later checks back.
     drift = [abs((t - times[0]) - n) for n, t in enumerate(times[:6])]
     assert max(drift) < 0.2, drift

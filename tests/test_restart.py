@@ -59,10 +59,7 @@ async def test_daemon_runs_checks_and_exits_0_on_sigterm(daemon: Daemon, target:
     )
     assert status == 200
 
-    async def checked_twice() -> bool:
-        return len(target.hit_times("/p")) >= 2
-
-    await eventually(checked_twice)
+    await target.wait_hits("/p", 2)
     started = time.monotonic()
     code, out = await daemon.stop(signal.SIGTERM)
     assert code == 0, out
@@ -161,12 +158,9 @@ async def test_batched_history_sigkill_loses_only_the_last_batch_sigterm_nothing
     )
     assert status == 200
 
-    async def hits(n: int) -> bool:
-        return len(target.hit_times("/b")) >= n
-
-    await eventually(lambda: hits(3))
+    await target.wait_hits("/b", 3)
     target.statuses["/b"] = 503  # a transition: batched rows go first, then it, at once
-    await eventually(lambda: hits(6))
+    await target.wait_hits("/b", 6)
     await daemon.stop(signal.SIGKILL)
     seen = len(target.hit_times("/b"))
 
@@ -182,7 +176,7 @@ async def test_batched_history_sigkill_loses_only_the_last_batch_sigterm_nothing
 
     # SIGTERM writes the batch: every check the target saw is in the history.
     target.statuses["/b"] = 200
-    await eventually(lambda: hits(seen + 3))
+    await target.wait_hits("/b", seen + 3)
     await daemon.stop(signal.SIGTERM)
     total_hits = len(target.hit_times("/b"))
     await daemon.start()
