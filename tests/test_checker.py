@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 
+import aiohappyeyeballs
 import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -12,6 +13,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from tests.conftest import Target
 from uptimed import __version__
 from uptimed.checker import check_site
+from uptimed.connector import CheckConnector
 from uptimed.models import Site, Status
 
 
@@ -19,10 +21,11 @@ def site(url: str, expected: int = 200) -> Site:
     return Site(id=1, url=url, name="t", expected_status_code=expected, created_at=0)
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
+@pytest.fixture(params=[aiohttp.TCPConnector, CheckConnector], ids=["aiohttp", "uptimed"])
+async def session(request: pytest.FixtureRequest) -> AsyncIterator[aiohttp.ClientSession]:
+    """Every case runs on aiohttp's connector and on ours, which must behave the same."""
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(force_close=True),
+        connector=request.param(force_close=True),
         headers={"User-Agent": f"uptimed/{__version__}"},
     ) as s:
         yield s
@@ -125,3 +128,47 @@ async def test_huge_body_is_capped(session: aiohttp.ClientSession, target: Targe
     result = await check_site(session, site(target.url("/big")), timeout=5)
     assert result.status is Status.UP
     assert result.response_time_ms < 5000
+
+
+class TwoAddressResolver(AbstractResolver):
+    """``dual.test`` has two addresses: 127.0.0.2 (nothing listens) and then 127.0.0.1."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=ip, port=self.port, family=socket.AF_INET,
+                          proto=0, flags=socket.AI_NUMERICHOST)
+            for ip in ("127.0.0.2", "127.0.0.1")
+        ]  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_connector_races_only_when_there_is_more_than_one_address(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One IPv4 address: the loop connects directly. Several: aiohttp's happy eyeballs, which
+    falls through to the address that answers."""
+    races = 0
+    real_start = aiohappyeyeballs.start_connection
+
+    async def counting_start(*args: object, **kwargs: object) -> socket.socket:
+        nonlocal races
+        races += 1
+        return await real_start(*args, **kwargs)
+
+    monkeypatch.setattr(aiohappyeyeballs, "start_connection", counting_start)
+    async with aiohttp.ClientSession(connector=CheckConnector(force_close=True)) as s:
+        assert (await check_site(s, site(target.url()), timeout=2)).status is Status.UP
+    assert races == 0
+    assert target.server is not None
+    port = target.server.port
+    connector = CheckConnector(force_close=True, resolver=TwoAddressResolver(port))
+    async with aiohttp.ClientSession(connector=connector) as s:
+        result = await check_site(s, site(f"http://dual.test:{port}/"), timeout=2, retries=0)
+    assert (result.status, races) == (Status.UP, 1)

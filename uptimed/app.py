@@ -41,6 +41,7 @@ from uptimed.app_keys import (
 )
 from uptimed.clock import Clock
 from uptimed.config import Settings
+from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
 from uptimed.monitor import CheckSessions, Monitor
@@ -75,7 +76,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _check_session(*, keep_alive: bool) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive, ttl_dns_cache=300)
+    connector = CheckConnector(limit=0, force_close=not keep_alive, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
         headers={"User-Agent": f"uptimed/{__version__}"},
