@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         web.run_app(
-            create_app(settings),
+            create_app(settings, freeze_gc=True),
             host=settings.host,
             port=settings.port,
             print=None,

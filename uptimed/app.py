@@ -17,7 +17,7 @@ from contextlib import suppress
 import aiohttp
 from aiohttp import web
 
-from uptimed import __version__
+from uptimed import __version__, gc_freeze
 from uptimed.api import public_paths, setup_routes
 from uptimed.api.middleware import (
     AUTH_FAILURE_WINDOW,
@@ -30,6 +30,7 @@ from uptimed.api.ratelimit import SlidingWindow
 from uptimed.app_keys import (
     CLOCK,
     DISPATCHER,
+    FREEZE_GC,
     HTTP,
     MONITOR,
     NOTIFIER,
@@ -153,7 +154,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MONITOR] = monitor
     app[SCHEDULER] = scheduler
     # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
-    resuming = asyncio.create_task(scheduler.resume(store), name="resume")
+    resuming = asyncio.create_task(_resume(app, scheduler), name="resume")
     yield
     resuming.cancel()
     with suppress(asyncio.CancelledError):
@@ -161,7 +162,19 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     await scheduler.stop(grace=settings.shutdown_grace_seconds)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+async def _resume(app: web.Application, scheduler: Scheduler) -> None:
+    await scheduler.resume(app[STORE])
+    if app[FREEZE_GC]:  # the stored sites are now long-lived objects: out of the GC's way
+        gc_freeze.freeze(full=True)
+        await gc_freeze.keep_frozen()
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, freeze_gc: bool = False
+) -> web.Application:
+    """The whole daemon as an aiohttp app. ``freeze_gc`` is a policy for the process (see
+    gc_freeze.py): ``__main__`` turns it on; tests, which run many apps in one process, do not.
+    """
     clock = clock or Clock()
     if settings.redis_url:
         log.info("REDIS_URL is set but ignored: uptimed needs no broker")
@@ -178,6 +191,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[FREEZE_GC] = freeze_gc
     app[RETENTION] = Retention(
         raw_days=settings.history_retention_days,
         minute_days=settings.rollup_minute_retention_days,

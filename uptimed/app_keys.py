@@ -16,6 +16,7 @@ from uptimed.scheduler import Scheduler
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
+FREEZE_GC = web.AppKey("freeze_gc", bool)  # see gc_freeze.py
 STORE = web.AppKey("store", Store)
 RETENTION = web.AppKey("retention", Retention)
 HTTP = web.AppKey("http", CheckSessions)  # checks: fresh connections, or pooled (keep-alive)
