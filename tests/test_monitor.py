@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
+from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import AppClient, Target, eventually
+from uptimed.app_keys import STORE
 from uptimed.config import Settings
 
 
@@ -143,6 +146,26 @@ async def test_checks_keep_a_fixed_grid_despite_slow_answers(
     # Start n is n seconds after start 0: the 0.4 s answers do not push later checks back.
     drift = [abs((t - times[0]) - n) for n, t in enumerate(times[:6])]
     assert max(drift) < 0.2, drift
+
+
+async def test_the_grid_starts_at_the_creation_stamp(client: TestClient, target: Target) -> None:
+    """Check n is due n intervals after the ``created_at`` the API answered, even when the
+    insert waited for the database: lateness counts from a time the user can see."""
+    async with client.app[STORE].transaction():  # a long write holds the insert back 0.6 s
+        creating = asyncio.create_task(add_site(client, target.url("/grid")))
+        await asyncio.sleep(0.6)
+    site_id = await creating
+    created = (await (await client.get(f"/sites/{site_id}")).json())["created_at"]
+    rows = await wait_rows(client, site_id, 4)  # INITIAL and three checks
+    checks = [r for r in rows if r["status"] != "INITIAL"][:3]
+
+    def ms(stamp: str) -> float:
+        return datetime.fromisoformat(stamp).timestamp() * 1000
+
+    # Check 0 is as late as the insert; checks 1 and 2 are back on the grid.
+    offsets = [ms(r["last_checked"]) - ms(created) - 1000 * n for n, r in enumerate(checks)]
+    assert offsets[0] >= 500, offsets
+    assert all(0 <= o < 150 for o in offsets[1:]), offsets
 
 
 @pytest.mark.parametrize(

@@ -144,8 +144,13 @@ class Scheduler:
         log.info("scheduler resumed sites=%d seconds=%.2f", len(plan), time.monotonic() - started)
 
     def schedule(self, site: Site, *, first_run: datetime | None = None) -> None:
-        """(Re)schedule a site's checks; the first runs at ``first_run`` (default: now)."""
-        start = first_run or datetime.now(UTC)
+        """(Re)schedule a site's checks; the first runs at ``first_run``.
+
+        The default is the site's ``created_at`` (never later than now): the grid then starts
+        at the moment the API stamped, not a write-lock wait later, so lateness is measured
+        from the time a user can see."""
+        now = datetime.now(UTC)
+        start = first_run or min(now, datetime.fromtimestamp(site.created_at / 1000, tz=UTC))
         self._aps.add_job(
             self._monitor.run_check,
             IntervalTrigger(seconds=site.check_interval_seconds, start_date=start, timezone=UTC),
