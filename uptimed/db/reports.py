@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from uptimed.db.maintenance import DAY, HOUR, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
-from uptimed.db.store import Store
+from uptimed.db.store import Store, first_row
 from uptimed.models import (
     HistoryQuery,
     Incident,
@@ -59,11 +59,10 @@ async def history_page(
     if query.status is not None:
         where.append("status = ?")
         args.append(STATUS_CODES[query.status])
-    async with store.reader.execute(
+    rows = await store.reader.execute_fetchall(
         f"{_HISTORY_JSON_SELECT} WHERE {' AND '.join(where)} ORDER BY checked_at DESC LIMIT ?",
         (*args, query.limit + 1),
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     more = len(rows) > query.limit
     page = [dict(zip(HISTORY_FIELDS, row[:5], strict=True)) for row in rows[: query.limit]]
     page.reverse()
@@ -95,10 +94,9 @@ async def incidents_page(
         where.append("id < ?")
         args.append(cursor)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    async with store.reader.execute(
+    rows = await store.reader.execute_fetchall(
         f"{_INCIDENT_SELECT}{clause} ORDER BY id DESC LIMIT ?", (*args, limit + 1)
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     page = [_incident(row, now) for row in rows[:limit]]
     return page, (page[-1].id if len(rows) > limit else None)
 
@@ -136,8 +134,7 @@ _ROLLUP_SUMS = ", ".join(f"coalesce(sum({h}), 0)" for h in HIST_COLUMNS)
 
 async def _stats(store: Store, sql: str, args: tuple[object, ...]) -> _Stats:
     """One row of (checks, down, rt_sum, rt_max, *histogram) as ``_Stats``."""
-    async with store.reader.execute(sql, args) as cur:
-        row = await cur.fetchone()
+    row = first_row(await store.reader.execute_fetchall(sql, args))
     assert row is not None
     stats = _Stats()
     stats.add(row[0], row[1], row[2], row[3], list(row[4:]))
@@ -168,13 +165,14 @@ async def _rollup_stats(store: Store, table: str, site_id: int, start: int, end:
 async def _exact_p95(store: Store, site_id: int, start: int, end: int, checks: int) -> int | None:
     if not checks:
         return None
-    async with store.reader.execute(
-        "SELECT response_time_ms FROM history"
-        " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0"
-        " ORDER BY response_time_ms LIMIT 1 OFFSET ?",
-        (site_id, start, end, math.ceil(0.95 * checks) - 1),
-    ) as cur:
-        row = await cur.fetchone()
+    row = first_row(
+        await store.reader.execute_fetchall(
+            "SELECT response_time_ms FROM history"
+            " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0"
+            " ORDER BY response_time_ms LIMIT 1 OFFSET ?",
+            (site_id, start, end, math.ceil(0.95 * checks) - 1),
+        )
+    )
     return None if row is None else row[0]
 
 
@@ -212,8 +210,9 @@ def _ceil(value: int, size: int) -> int:
 
 
 async def _watermark(store: Store, table: str) -> int | None:
-    async with store.reader.execute("SELECT value FROM meta WHERE key = ?", (table,)) as cur:
-        row = await cur.fetchone()
+    row = first_row(
+        await store.reader.execute_fetchall("SELECT value FROM meta WHERE key = ?", (table,))
+    )
     return None if row is None else int(row[0])
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -99,6 +99,12 @@ async def _fetch_all(cur: aiosqlite.Cursor) -> list[sqlite3.Row]:
     while batch := await cur.fetchmany(_FETCH_CHUNK):
         rows.extend(batch)
     return rows
+
+
+def first_row(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
+    """For ``execute_fetchall``: one trip to the database thread where a cursor takes three
+    (execute, fetch, close), each waiting for a turn of a busy event loop."""
+    return next(iter(rows), None)
 
 
 def _valid_id(value: int) -> bool:
@@ -234,10 +240,11 @@ class Store:
 
     async def get_site(self, site_id: int) -> Site:
         if _valid_id(site_id):
-            async with self._reader.execute(
-                f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
-            ) as cur:
-                row = await cur.fetchone()
+            row = first_row(
+                await self._reader.execute_fetchall(
+                    f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
+                )
+            )
             if row is not None:
                 return _site(row)
         raise NotFound("Site not found")
@@ -259,8 +266,9 @@ class Store:
 
     @staticmethod
     async def _site_status(db: aiosqlite.Connection, site_id: int) -> Status:
-        async with db.execute("SELECT status FROM sites WHERE id = ?", (site_id,)) as cur:
-            row = await cur.fetchone()
+        row = first_row(
+            await db.execute_fetchall("SELECT status FROM sites WHERE id = ?", (site_id,))
+        )
         return Status(row[0]) if row else Status.INITIAL
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
@@ -404,10 +412,11 @@ class Store:
         if not _valid_id(data.site_id):
             raise NotFound("Site not found")
         async with self.transaction() as db:
-            async with db.execute(
-                f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
-            ) as cur:
-                site_row = await cur.fetchone()
+            site_row = first_row(
+                await db.execute_fetchall(
+                    f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
+                )
+            )
             if site_row is None:
                 raise NotFound("Site not found")
             cur = await db.execute(
@@ -449,10 +458,11 @@ class Store:
 
     async def get_webhook(self, webhook_id: int) -> Webhook:
         if _valid_id(webhook_id):
-            async with self._reader.execute(
-                f"{_WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,)
-            ) as cur:
-                row = await cur.fetchone()
+            row = first_row(
+                await self._reader.execute_fetchall(
+                    f"{_WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,)
+                )
+            )
             if row is not None:
                 return _webhook(row)
         raise NotFound("Webhook not found")
@@ -487,13 +497,14 @@ class Store:
 
     async def next_message(self, url: str) -> OutboxMessage | None:
         """The oldest undelivered message for ``url``: messages to one webhook go in order."""
-        async with self._conn.execute(
-            "SELECT id, url, payload, created_at, attempts FROM outbox"
-            f" WHERE url = ? AND {_PENDING}"
-            " ORDER BY id LIMIT 1",
-            (url,),
-        ) as cur:
-            row = await cur.fetchone()
+        row = first_row(
+            await self._conn.execute_fetchall(
+                "SELECT id, url, payload, created_at, attempts FROM outbox"
+                f" WHERE url = ? AND {_PENDING}"
+                " ORDER BY id LIMIT 1",
+                (url,),
+            )
+        )
         if row is None:
             return None
         return OutboxMessage(
