@@ -49,11 +49,17 @@ class NotFound(Exception):
     """The site or webhook does not exist; ``str(e)`` is the API's detail text."""
 
 
+# Every Site the store builds has all its fields set, so all share one fields-set: pydantic
+# would give each its own (a set of 7 names is 728 bytes, 2/3 of a Site). pydantic copies it
+# before changing it (model_copy); a frozen Site never changes it.
+_SITE_FIELDS = set(Site.model_fields)
+
+
 def _site(row: sqlite3.Row) -> Site:
     data = dict(row)
     if data["keep_alive"] is not None:
         data["keep_alive"] = bool(data["keep_alive"])
-    return Site.model_construct(**data)
+    return Site.model_construct(_SITE_FIELDS, **data)
 
 
 _WEBHOOK_SELECT = (
@@ -224,7 +230,7 @@ class Store:
                 " VALUES (?, 0, NULL, ?, ?)",
                 (site_id, now, now),
             )
-        return Site.model_construct(**data.model_dump(), id=site_id, created_at=now)
+        return Site.model_construct(_SITE_FIELDS, **data.model_dump(), id=site_id, created_at=now)
 
     async def list_sites(self) -> list[Site]:
         sites: list[Site] = []
