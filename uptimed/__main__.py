@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when it is installed (``pip install 'uptimed[fast]'``): the same asyncio API with a
-    cheaper loop, which is where a check spends its time; else the standard loop."""
+    """uvloop (a dependency except on Windows): the same asyncio API with a cheaper loop, which
+    is where a check spends its time; the standard loop where it is missing."""
     try:
         import uvloop
     except ImportError:
