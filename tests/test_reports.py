@@ -327,3 +327,25 @@ async def test_sqlite_time_format_matches_the_api_format(store: Store, ms: int) 
     ) as cur:
         (text,) = await cur.fetchone()  # type: ignore[misc]
     assert text == iso_ms(ms)
+
+
+async def test_pruning_runs_at_most_once_an_hour(store: Store) -> None:
+    """Rollups run every minute; pruning walks every site too, for rows days old: hourly."""
+    retention = Retention(raw_days=1, minute_days=1, hour_days=2, day_days=30)
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + MINUTE, up=True)
+    now = T0 + 3 * DAY
+
+    async def raw_rows() -> int:
+        async with store.conn.execute(
+            "SELECT count(*) FROM history WHERE checked_at > ?", (T0,)
+        ) as cur:
+            return (await cur.fetchone())[0]  # type: ignore[index]
+
+    await maintenance.run(store, now, retention)
+    assert await raw_rows() == 0  # the first run prunes
+    await sim.check(T0 + 2 * MINUTE, up=True)  # another row past its retention
+    await maintenance.run(store, now + 59 * MINUTE, retention)
+    assert await raw_rows() == 1  # within the hour: left for the next pruning
+    await maintenance.run(store, now + 60 * MINUTE, retention)
+    assert await raw_rows() == 0
