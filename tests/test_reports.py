@@ -349,3 +349,16 @@ async def test_pruning_runs_at_most_once_an_hour(store: Store) -> None:
     assert await raw_rows() == 1  # within the hour: left for the next pruning
     await maintenance.run(store, now + 60 * MINUTE, retention)
     assert await raw_rows() == 0
+
+
+@pytest.mark.parametrize(
+    "path", ["/incidents", "/sites/1/incidents", "/sites/1/history", "/sites/1/history.csv"]
+)
+async def test_a_cursor_beyond_sqlite_integers_is_a_clear_400(
+    client: TestClient, path: str
+) -> None:
+    """Found by the fuzzer: 2**96 reached SQLite and came back as a 500."""
+    await client.post("/sites", json={"url": "http://127.0.0.1:9/", "name": "a"})
+    resp = await client.get(path, params={"cursor": str(2**96)})
+    assert resp.status == 400
+    assert "cursor" in (await resp.json())["detail"]
