@@ -234,7 +234,10 @@ def _utc(value: datetime) -> datetime:
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 
-SQLITE_INT_MAX = 2**63 - 1  # a larger cursor cannot reach SQLite: refuse it with a 400
+SQLITE_INT_MAX = 2**63 - 1
+# A cursor means "older than this"; one beyond SQLite's integers (which SQLite cannot take)
+# means the same as SQLite's largest: every row.
+Cursor = Annotated[int, AfterValidator(lambda v: min(v, SQLITE_INT_MAX))]
 
 
 class HistoryQuery(QueryModel):
@@ -242,14 +245,12 @@ class HistoryQuery(QueryModel):
     since: UtcTime | None = Field(None, description="only rows checked at or after (ISO 8601)")
     until: UtcTime | None = Field(None, description="only rows checked before (ISO 8601)")
     status: Status | None = None
-    cursor: int | None = Field(
-        None, ge=0, le=SQLITE_INT_MAX, description="from the Link rel=next of the last page"
-    )
+    cursor: Cursor | None = Field(None, ge=0, description="from the Link rel=next of the last page")
 
 
 class PageQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
-    cursor: int | None = Field(None, ge=0, le=SQLITE_INT_MAX)
+    cursor: Cursor | None = Field(None, ge=0)
 
 
 WINDOW_RE = r"^[1-9][0-9]{0,4}[hd]$"
