@@ -237,7 +237,7 @@ UtcTime = Annotated[datetime, AfterValidator(_utc)]
 SQLITE_INT_MAX = 2**63 - 1
 # A cursor means "older than this"; one beyond SQLite's integers (which SQLite cannot take)
 # means the same as SQLite's largest: every row.
-Cursor = Annotated[int, AfterValidator(lambda v: min(v, SQLITE_INT_MAX))]
+Cursor = Annotated[int, Field(ge=0), AfterValidator(lambda v: min(v, SQLITE_INT_MAX))]
 
 
 class HistoryQuery(QueryModel):
@@ -245,12 +245,12 @@ class HistoryQuery(QueryModel):
     since: UtcTime | None = Field(None, description="only rows checked at or after (ISO 8601)")
     until: UtcTime | None = Field(None, description="only rows checked before (ISO 8601)")
     status: Status | None = None
-    cursor: Cursor | None = Field(None, ge=0, description="from the Link rel=next of the last page")
+    cursor: Cursor | None = Field(None, description="from the Link rel=next of the last page")
 
 
 class PageQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
-    cursor: Cursor | None = Field(None, ge=0)
+    cursor: Cursor | None = None
 
 
 WINDOW_RE = r"^[1-9][0-9]{0,4}[hd]$"
