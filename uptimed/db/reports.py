@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from uptimed.db.maintenance import DAY, HOUR, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
-from uptimed.db.store import Store, first_row
+from uptimed.db.store import Store, fetch_one
 from uptimed.models import (
     HistoryQuery,
     Incident,
@@ -134,7 +134,7 @@ _ROLLUP_SUMS = ", ".join(f"coalesce(sum({h}), 0)" for h in HIST_COLUMNS)
 
 async def _stats(store: Store, sql: str, args: tuple[object, ...]) -> _Stats:
     """One row of (checks, down, rt_sum, rt_max, *histogram) as ``_Stats``."""
-    row = first_row(await store.reader.execute_fetchall(sql, args))
+    row = await fetch_one(store.reader, sql, args)
     assert row is not None
     stats = _Stats()
     stats.add(row[0], row[1], row[2], row[3], list(row[4:]))
@@ -165,13 +165,12 @@ async def _rollup_stats(store: Store, table: str, site_id: int, start: int, end:
 async def _exact_p95(store: Store, site_id: int, start: int, end: int, checks: int) -> int | None:
     if not checks:
         return None
-    row = first_row(
-        await store.reader.execute_fetchall(
-            "SELECT response_time_ms FROM history"
-            " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0"
-            " ORDER BY response_time_ms LIMIT 1 OFFSET ?",
-            (site_id, start, end, math.ceil(0.95 * checks) - 1),
-        )
+    row = await fetch_one(
+        store.reader,
+        "SELECT response_time_ms FROM history"
+        " WHERE site_id = ? AND checked_at >= ? AND checked_at < ? AND status <> 0"
+        " ORDER BY response_time_ms LIMIT 1 OFFSET ?",
+        (site_id, start, end, math.ceil(0.95 * checks) - 1),
     )
     return None if row is None else row[0]
 
@@ -210,9 +209,7 @@ def _ceil(value: int, size: int) -> int:
 
 
 async def _watermark(store: Store, table: str) -> int | None:
-    row = first_row(
-        await store.reader.execute_fetchall("SELECT value FROM meta WHERE key = ?", (table,))
-    )
+    row = await fetch_one(store.reader, "SELECT value FROM meta WHERE key = ?", (table,))
     return None if row is None else int(row[0])
 
 

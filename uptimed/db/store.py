@@ -107,10 +107,12 @@ async def _fetch_all(cur: aiosqlite.Cursor) -> list[sqlite3.Row]:
     return rows
 
 
-def first_row(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
-    """For ``execute_fetchall``: one trip to the database thread where a cursor takes three
-    (execute, fetch, close), each waiting for a turn of a busy event loop."""
-    return next(iter(rows), None)
+async def fetch_one(
+    conn: aiosqlite.Connection, sql: str, args: Iterable[object] = ()
+) -> sqlite3.Row | None:
+    """The first row, in one trip to the database thread where a cursor takes three (execute,
+    fetch, close), each waiting for a turn of a busy event loop."""
+    return next(iter(await conn.execute_fetchall(sql, args)), None)
 
 
 def _valid_id(value: int) -> bool:
@@ -246,10 +248,8 @@ class Store:
 
     async def get_site(self, site_id: int) -> Site:
         if _valid_id(site_id):
-            row = first_row(
-                await self._reader.execute_fetchall(
-                    f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
-                )
+            row = await fetch_one(
+                self._reader, f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
             )
             if row is not None:
                 return _site(row)
@@ -272,9 +272,7 @@ class Store:
 
     @staticmethod
     async def _site_status(db: aiosqlite.Connection, site_id: int) -> Status:
-        row = first_row(
-            await db.execute_fetchall("SELECT status FROM sites WHERE id = ?", (site_id,))
-        )
+        row = await fetch_one(db, "SELECT status FROM sites WHERE id = ?", (site_id,))
         return Status(row[0]) if row else Status.INITIAL
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
@@ -418,10 +416,8 @@ class Store:
         if not _valid_id(data.site_id):
             raise NotFound("Site not found")
         async with self.transaction() as db:
-            site_row = first_row(
-                await db.execute_fetchall(
-                    f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
-                )
+            site_row = await fetch_one(
+                db, f"SELECT {_SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
             )
             if site_row is None:
                 raise NotFound("Site not found")
@@ -464,11 +460,7 @@ class Store:
 
     async def get_webhook(self, webhook_id: int) -> Webhook:
         if _valid_id(webhook_id):
-            row = first_row(
-                await self._reader.execute_fetchall(
-                    f"{_WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,)
-                )
-            )
+            row = await fetch_one(self._reader, f"{_WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,))
             if row is not None:
                 return _webhook(row)
         raise NotFound("Webhook not found")
@@ -503,13 +495,12 @@ class Store:
 
     async def next_message(self, url: str) -> OutboxMessage | None:
         """The oldest undelivered message for ``url``: messages to one webhook go in order."""
-        row = first_row(
-            await self._conn.execute_fetchall(
-                "SELECT id, url, payload, created_at, attempts FROM outbox"
-                f" WHERE url = ? AND {_PENDING}"
-                " ORDER BY id LIMIT 1",
-                (url,),
-            )
+        row = await fetch_one(
+            self._conn,
+            "SELECT id, url, payload, created_at, attempts FROM outbox"
+            f" WHERE url = ? AND {_PENDING}"
+            " ORDER BY id LIMIT 1",
+            (url,),
         )
         if row is None:
             return None
