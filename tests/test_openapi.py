@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from pydantic import Field
 
-from uptimed.api.openapi import SpecError, build_spec, documented_routes, operation
+from uptimed.api.openapi import Link, SpecError, build_spec, documented_routes, operation
 from uptimed.api.validation import BadRequest, parse_query
 from uptimed.app import create_app
 from uptimed.config import Settings
@@ -89,6 +89,31 @@ def test_two_routes_that_openapi_reads_as_one_path_fail_the_build() -> None:
         "/things/{name}", operation("y", response=Detail, path={"name": str})(_copy(paged))
     )
     with pytest.raises(SpecError, match=r"/things/\{name\} and /things/\{id\} are one path"):
+        build_spec(app)
+
+
+def test_links_name_their_target_by_operation_id() -> None:
+    app = web.Application()
+    follow = Link("GET /things/{id}", "The new thing", {"id": "$response.body#/id"})
+    app.router.add_post("/things", operation("x", response=Detail, links={"it": follow})(paged))
+    app.router.add_get(
+        "/things/{id}", operation("y", response=Detail, path={"id": int})(_copy(paged))
+    )
+    links = build_spec(app)["paths"]["/things"]["post"]["responses"]["200"]["links"]
+    assert links == {
+        "it": {
+            "operationId": "get_things_id",
+            "description": "The new thing",
+            "parameters": {"id": "$response.body#/id"},
+        }
+    }
+
+
+def test_a_link_to_an_undocumented_route_fails_the_build() -> None:
+    app = web.Application()
+    lost = Link("GET /nowhere/{id}", "Gone", {"id": "$response.body#/id"})
+    app.router.add_post("/things", operation("x", response=Detail, links={"it": lost})(paged))
+    with pytest.raises(SpecError, match=r"POST /things links to GET /nowhere/\{id\}"):
         build_spec(app)
 
 

@@ -34,6 +34,12 @@ part of the API (the docs pages and their assets) declare ``@operation(hidden=Tr
 
 An answer that is not JSON names its media type: ``response=str, media_type="text/csv"``.
 
+Links say where the ids of a 200 answer go next (OpenAPI ``links``), by ``"METHOD /path"``::
+
+    links={"webhooks": Link("GET /webhooks/{id}", "Its webhooks", {"id": "$response.body#/id"})}
+
+A link whose target is not a documented route makes ``build_spec`` raise ``SpecError``.
+
 Query parameters: each field of the ``query`` model is one parameter. A list field is written
 comma-separated (``?window=24h,7d``: OpenAPI ``style: form, explode: false``), which is what
 ``validation.parse_query`` reads.
@@ -74,6 +80,17 @@ class SpecError(Exception):
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link from a 200 answer to ``target`` (``"METHOD /path"``): ``parameters`` and
+    ``body`` hold runtime expressions such as ``$response.body#/id``."""
+
+    target: str
+    description: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
     """What ``@operation`` stores on a handler; see the module docstring."""
 
@@ -86,6 +103,7 @@ class Operation:
     response: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     errors: Mapping[int, str] = field(default_factory=dict)
+    links: Mapping[str, Link] = field(default_factory=dict)
     media_type: str = "application/json"
     public: bool = False
     hidden: bool = False
@@ -102,6 +120,7 @@ def operation(
     response: Any = None,
     headers: Mapping[str, str] | None = None,
     errors: Mapping[int, str] | None = None,
+    links: Mapping[str, Link] | None = None,
     media_type: str = "application/json",
     public: bool = False,
     hidden: bool = False,
@@ -109,7 +128,8 @@ def operation(
     """Declare a handler's operation: ``path`` maps each ``{name}`` in the route to its type,
     ``query`` and ``body`` are the models the handler validates with, ``response`` the type of
     the 200 body (any type pydantic can describe: ``Site``, ``list[Site]``), ``headers`` the
-    200 response headers, ``errors`` extra error statuses and what they mean, ``media_type``
+    200 response headers, ``errors`` extra error statuses and what they mean, ``links`` where
+    the 200 answer's ids go next (module doc), ``media_type``
     that of the 200 body, ``public`` that no auth is needed. The description defaults to the
     handler's docstring.
 
@@ -129,6 +149,7 @@ def operation(
             response=response,
             headers=dict(headers or {}),
             errors=dict(errors or {}),
+            links=dict(links or {}),
             media_type=media_type,
             public=public,
             hidden=hidden,
@@ -226,6 +247,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
             }
         )
     schemas.resolve()
+    operation_ids = {f"{method} {path}": _operation_id(method, path) for method, path, _ in routes}
 
     paths: dict[str, dict[str, Any]] = {}
     for (method, path, op), key in zip(routes, keys, strict=True):
@@ -250,6 +272,11 @@ def build_spec(app: web.Application) -> dict[str, Any]:
             ok["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}
                 for name, text in op.headers.items()
+            }
+        if op.links:
+            ok["links"] = {
+                name: _link(link, operation_ids, f"{method} {path}")
+                for name, link in op.links.items()
             }
         responses: dict[str, Any] = {"200": ok}
         for status, text in sorted(_errors(op).items()):
@@ -309,6 +336,20 @@ def _error_response(status: int, text: str, detail: dict[str, Any]) -> dict[str,
             }
         }
     return response
+
+
+def _link(link: Link, operation_ids: Mapping[str, str], source: str) -> dict[str, Any]:
+    if link.target not in operation_ids:
+        raise SpecError(f"{source} links to {link.target}, which is not a documented route")
+    found: dict[str, Any] = {
+        "operationId": operation_ids[link.target],
+        "description": link.description,
+    }
+    if link.parameters:
+        found["parameters"] = dict(link.parameters)
+    if link.body is not None:
+        found["requestBody"] = dict(link.body)
+    return found
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:

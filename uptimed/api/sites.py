@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 
 from uptimed.alerting import ended_event
-from uptimed.api.openapi import operation
+from uptimed.api.openapi import Link, operation
 from uptimed.api.validation import parse_body, path_id
 from uptimed.app_keys import CLOCK, DISPATCHER, MONITOR, SCHEDULER, STORE
 from uptimed.models import Detail, Site, SiteId, SiteIn
@@ -17,7 +17,20 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/sites")
-@operation("Add a site", tags=["sites"], body=SiteIn, response=Site)
+@operation(
+    "Add a site",
+    tags=["sites"],
+    body=SiteIn,
+    response=Site,
+    links={
+        "add_webhook": Link(
+            "POST /webhooks", "Add a webhook to this site", body={"site_id": "$response.body#/id"}
+        ),
+        "webhooks": Link(
+            "GET /webhooks/{id}", "This site's webhooks", parameters={"id": "$response.body#/id"}
+        ),
+    },
+)
 async def create_site(request: web.Request) -> web.Response:
     """The first check runs within about a second, then one every check_interval_seconds."""
     data = await parse_body(request, SiteIn)

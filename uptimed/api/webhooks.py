@@ -8,7 +8,7 @@ from aiohttp import web
 
 from uptimed.alerting import started_event, trial_event
 from uptimed.api.middleware import ApiError
-from uptimed.api.openapi import operation
+from uptimed.api.openapi import Link, operation
 from uptimed.api.validation import parse_body, path_id
 from uptimed.app_keys import CLOCK, DISPATCHER, NOTIFIER, NOTIFY_HTTP, SETTINGS, STORE
 from uptimed.models import (
@@ -28,7 +28,20 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/webhooks")
-@operation("Add a Discord webhook to a site", tags=["webhooks"], body=WebhookIn, response=Webhook)
+@operation(
+    "Add a Discord webhook to a site",
+    tags=["webhooks"],
+    body=WebhookIn,
+    response=Webhook,
+    links={
+        "test": Link(
+            "POST /webhooks/{id}/test", "Send it a test message", {"id": "$response.body#/id"}
+        ),
+        "site_webhooks": Link(
+            "GET /webhooks/{id}", "Its site's webhooks", {"id": "$response.body#/site_id"}
+        ),
+    },
+)
 async def create_webhook(request: web.Request) -> web.Response:
     """If the site has been checked already, the webhook is sent "Monitoring started" now."""
     data = await parse_body(request, WebhookIn)
