@@ -204,6 +204,15 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                 _verdict(p["p99"] is not None and p["p99"] <= GOAL_API_P99_MS),
             )
         )
+    if p := api.get("healthz_ms"):
+        out.append(
+            (
+                f"GET /healthz (no database) alongside ({api['rate'] / 2:.0f}/s)",
+                _ms(p),
+                "",
+                "info",
+            )
+        )
     limit_note = (
         "limit ignored"
         if api["history_rows_max"] > api["history_limit"]
