@@ -137,6 +137,7 @@ async def test_unknown_site_is_400_site_not_found(client: TestClient, site_id: s
         ("GET", f"/sites/{site_id}"),
         ("DELETE", f"/sites/{site_id}"),
         ("GET", f"/sites/{site_id}/history"),
+        ("GET", f"/sites/{site_id}/history.csv"),
     ]:
         resp = await client.request(method, path)
         assert resp.status == 400, (method, path)
