@@ -39,8 +39,9 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 # The loop thread shares the GIL with the two database threads. A database thread that wants
 # the GIL back (to take a query, after each SQLite step, to hand back a result) waits up to the
-# switch interval while the loop runs Python: 5 ms by default, crossed several times by one API
-# read. At 0.5 ms a read under 2,000 checks/s waits a tenth as long (benchmarks/README.md).
+# switch interval while the loop runs Python: 5 ms by default. Measured in one run at 2,000
+# checks/s, switching the interval every 5 s: a history page's handler p99 4.8 ms at 0.5 ms
+# against 12.7 ms at 5 ms, with no change in CPU per check worth measuring.
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 
