@@ -92,29 +92,45 @@ def test_two_routes_that_openapi_reads_as_one_path_fail_the_build() -> None:
         build_spec(app)
 
 
-def test_links_name_their_target_by_operation_id() -> None:
+def _linked_app(link: Link) -> web.Application:
+    """POST /things (its 200 links with ``link``) and GET /things/{id}, POST /parts (a body)."""
     app = web.Application()
-    follow = Link("GET /things/{id}", "The new thing", {"id": "$response.body#/id"})
-    app.router.add_post("/things", operation("x", response=Detail, links={"it": follow})(paged))
+    app.router.add_post("/things", operation("x", response=Detail, links={"it": link})(paged))
     app.router.add_get(
         "/things/{id}", operation("y", response=Detail, path={"id": int})(_copy(paged))
     )
-    links = build_spec(app)["paths"]["/things"]["post"]["responses"]["200"]["links"]
-    assert links == {
-        "it": {
-            "operationId": "get_things_id",
-            "description": "The new thing",
-            "parameters": {"id": "$response.body#/id"},
-        }
-    }
+    app.router.add_post("/parts", operation("z", response=Detail, body=Detail)(_copy(paged)))
+    return app
 
 
-def test_a_link_to_an_undocumented_route_fails_the_build() -> None:
-    app = web.Application()
-    lost = Link("GET /nowhere/{id}", "Gone", {"id": "$response.body#/id"})
-    app.router.add_post("/things", operation("x", response=Detail, links={"it": lost})(paged))
-    with pytest.raises(SpecError, match=r"POST /things links to GET /nowhere/\{id\}"):
-        build_spec(app)
+def test_links_name_their_target_by_operation_id() -> None:
+    follow = Link("GET /things/{id}", "The new thing", parameters={"id": "$response.body#/id"})
+    add = Link("POST /parts", "A part of it", body={"thing": "$response.body#/id"})
+    for link, expected in [
+        (follow, {"operationId": "get_things_id", "parameters": {"id": "$response.body#/id"}}),
+        (add, {"operationId": "post_parts", "requestBody": {"thing": "$response.body#/id"}}),
+    ]:
+        links = build_spec(_linked_app(link))["paths"]["/things"]["post"]["responses"]["200"]
+        assert links["links"] == {"it": {**expected, "description": link.description}}
+
+
+@pytest.mark.parametrize(
+    ("link", "error"),
+    [
+        (Link("GET /nowhere/{id}", "Gone"), r"GET /nowhere/\{id\}, which is not a documented"),
+        (
+            Link("GET /things/{id}", "Typo", parameters={"ids": "$response.body#/id"}),
+            r"with parameters it does not take: \['ids'\]",
+        ),
+        (
+            Link("GET /things/{id}", "Body", body={"id": "$response.body#/id"}),
+            "with a body, and it takes none",
+        ),
+    ],
+)
+def test_a_link_the_target_cannot_take_fails_the_build(link: Link, error: str) -> None:
+    with pytest.raises(SpecError, match=r"POST /things links to " + ".*" + error):
+        build_spec(_linked_app(link))
 
 
 def _copy(handler: Any) -> Any:

@@ -36,9 +36,10 @@ An answer that is not JSON names its media type: ``response=str, media_type="tex
 
 Links say where the ids of a 200 answer go next (OpenAPI ``links``), by ``"METHOD /path"``::
 
-    links={"webhooks": Link("GET /webhooks/{id}", "Its webhooks", {"id": "$response.body#/id"})}
+    links={"hooks": Link("GET /webhooks/{id}", "Hooks", parameters={"id": "$response.body#/id"})}
 
-A link whose target is not a documented route makes ``build_spec`` raise ``SpecError``.
+A link to a route that is not documented, or naming a parameter or body the target does not
+take, makes ``build_spec`` raise ``SpecError``.
 
 Query parameters: each field of the ``query`` model is one parameter. A list field is written
 comma-separated (``?window=24h,7d``: OpenAPI ``style: form, explode: false``), which is what
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
@@ -81,11 +82,15 @@ class SpecError(Exception):
 
 @dataclass(frozen=True)
 class Link:
-    """An OpenAPI link from a 200 answer to ``target`` (``"METHOD /path"``): ``parameters`` and
-    ``body`` hold runtime expressions such as ``$response.body#/id``."""
+    """An OpenAPI link from a 200 answer to ``target`` (``"METHOD /path"``). ``parameters`` maps
+    the target's path or query parameters to runtime expressions such as ``$response.body#/id``;
+    ``body`` maps fields of the target's body the same way, to be merged into the body a client
+    sends (schemathesis reads it so; a tool that takes ``requestBody`` as the whole body sees
+    only these fields)."""
 
     target: str
     description: str
+    _: KW_ONLY
     parameters: Mapping[str, str] = field(default_factory=dict)
     body: Mapping[str, str] | None = None
 
@@ -247,7 +252,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
             }
         )
     schemas.resolve()
-    operation_ids = {f"{method} {path}": _operation_id(method, path) for method, path, _ in routes}
+    targets = {f"{method} {path}": (_operation_id(method, path), op) for method, path, op in routes}
 
     paths: dict[str, dict[str, Any]] = {}
     for (method, path, op), key in zip(routes, keys, strict=True):
@@ -275,8 +280,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
             }
         if op.links:
             ok["links"] = {
-                name: _link(link, operation_ids, f"{method} {path}")
-                for name, link in op.links.items()
+                name: _link(link, targets, f"{method} {path}") for name, link in op.links.items()
             }
         responses: dict[str, Any] = {"200": ok}
         for status, text in sorted(_errors(op).items()):
@@ -338,13 +342,18 @@ def _error_response(status: int, text: str, detail: dict[str, Any]) -> dict[str,
     return response
 
 
-def _link(link: Link, operation_ids: Mapping[str, str], source: str) -> dict[str, Any]:
-    if link.target not in operation_ids:
-        raise SpecError(f"{source} links to {link.target}, which is not a documented route")
-    found: dict[str, Any] = {
-        "operationId": operation_ids[link.target],
-        "description": link.description,
-    }
+def _link(link: Link, targets: Mapping[str, tuple[str, Operation]], source: str) -> dict[str, Any]:
+    """The link as OpenAPI has it; a target, parameter or body the target lacks is an error."""
+    where = f"{source} links to {link.target}"
+    if link.target not in targets:
+        raise SpecError(f"{where}, which is not a documented route")
+    operation_id, target = targets[link.target]
+    known = set(target.path) | (set(target.query.model_fields) if target.query else set())
+    if unknown := sorted(set(link.parameters) - known):
+        raise SpecError(f"{where} with parameters it does not take: {unknown}")
+    if link.body is not None and target.body is None:
+        raise SpecError(f"{where} with a body, and it takes none")
+    found: dict[str, Any] = {"operationId": operation_id, "description": link.description}
     if link.parameters:
         found["parameters"] = dict(link.parameters)
     if link.body is not None:

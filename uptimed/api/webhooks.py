@@ -35,10 +35,14 @@ routes = web.RouteTableDef()
     response=Webhook,
     links={
         "test": Link(
-            "POST /webhooks/{id}/test", "Send it a test message", {"id": "$response.body#/id"}
+            "POST /webhooks/{id}/test",
+            "Send it a test message",
+            parameters={"id": "$response.body#/id"},
         ),
         "site_webhooks": Link(
-            "GET /webhooks/{id}", "Its site's webhooks", {"id": "$response.body#/site_id"}
+            "GET /webhooks/{id}",
+            "Its site's webhooks",
+            parameters={"id": "$response.body#/site_id"},
         ),
     },
 )
