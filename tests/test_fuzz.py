@@ -1,12 +1,13 @@
 """Property-based fuzzing of every API operation with schemathesis, against the real app.
 
 The app runs on 127.0.0.1 in a thread of its own (schemathesis sends its requests with the
-blocking ``requests`` library). Two runs: every operation alone with valid and invalid input,
-then workflows of valid calls that feed ids from one answer into the next. Every case is
-authenticated; schemathesis also sends cases without credentials and with wrong ones, and
-methods the API does not have. Checked for every response: no 5xx at all, status code, content
-type, headers and body as the spec says, every 4xx a JSON ``{"detail": "<text>"}``, and valid
-input accepted (schemathesis's default checks, adapted where noted below).
+blocking ``requests`` library). Three runs: every operation alone with valid and invalid
+input; workflows of valid calls that feed ids from one answer into the next; and a walk along
+every link the spec declares, from a new site. Every case is authenticated; schemathesis
+also sends cases without credentials and with wrong ones, and methods the API does not have.
+Checked for every response: no 5xx at all, status code, content type, headers and body as the
+spec says, every 4xx a JSON ``{"detail": "<text>"}``, and valid input accepted (schemathesis's
+default checks, adapted where noted below).
 
 Loopback only. A site's URL is checked at once and a webhook's URL gets POSTed to, so a fuzzed
 ``https://10.1.2.3/`` would send real traffic. Before a case is sent, ``keep_on_loopback``
@@ -232,7 +233,8 @@ def test_no_input_breaks_the_api(case: schemathesis.Case, fuzzed_api: FuzzedApi)
 
 def test_no_sequence_of_calls_breaks_the_api(fuzzed_api: FuzzedApi) -> None:
     """Workflows: ids from one answer feed the next call (add a site, read its history, add a
-    webhook to it, test the webhook, delete both), along the links schemathesis infers."""
+    webhook to it, test the webhook, delete both), along the links the spec declares and
+    those schemathesis infers."""
 
     class Workflow(workflows.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: schemathesis.Case) -> None:
@@ -268,7 +270,7 @@ def test_every_documented_link_leads_to_an_answer(fuzzed_api: FuzzedApi) -> None
         for name in op["responses"]["200"].get("links", {})
     }
     pending = [schema["/sites"]["POST"].Case(headers=AUTH, body=_example_body("/sites", "post"))]
-    followed = set()
+    followed: set[tuple[str, str]] = set()  # (source operation, link name): each once
     while pending:
         case = pending.pop(0)
         keep_on_loopback(case, fuzzed_api)
@@ -278,6 +280,8 @@ def test_every_documented_link_leads_to_an_answer(fuzzed_api: FuzzedApi) -> None
         answer = response.json()
         links = SPEC["paths"][case.path][case.method.lower()]["responses"]["200"].get("links", {})
         for name, link in links.items():
+            if (f"{case.method.upper()} {case.path}", name) in followed:
+                continue  # a cycle of links is walked once
             followed.add((f"{case.method.upper()} {case.path}", name))
             method, path = _operation(link["operationId"])
             parameters = {k: _pointer(answer, v) for k, v in link.get("parameters", {}).items()}
