@@ -37,11 +37,8 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-# The loop thread shares the GIL with the two database threads. A database thread that wants
-# the GIL back (to take a query, after each SQLite step, to hand back a result) waits up to the
-# switch interval while the loop runs Python: 5 ms by default. Measured in one run at 2,000
-# checks/s, switching the interval every 5 s: a history page's handler p99 4.8 ms at 0.5 ms
-# against 12.7 ms at 5 ms, with no change in CPU per check worth measuring.
+# A database thread that wants the GIL back waits for the loop thread up to this long (Python's
+# default is 5 ms); one quick run's figures are in README.md, Performance.
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 
