@@ -208,7 +208,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         out.append(
             (
                 f"GET /healthz (no database) alongside ({api['rate'] / 2:.0f}/s)",
-                _ms(p),
+                _ms(p) + (f", {n} errors" if (n := api.get("healthz_errors")) else ""),
                 "",
                 "info",
             )
