@@ -134,9 +134,8 @@ def operation(
     ``query`` and ``body`` are the models the handler validates with, ``response`` the type of
     the 200 body (any type pydantic can describe: ``Site``, ``list[Site]``), ``headers`` the
     200 response headers, ``errors`` extra error statuses and what they mean, ``links`` where
-    the 200 answer's ids go next (module doc), ``media_type``
-    that of the 200 body, ``public`` that no auth is needed. The description defaults to the
-    handler's docstring.
+    the 200 answer's ids go next (module doc), ``media_type`` that of the 200 body, ``public``
+    that no auth is needed. The description defaults to the handler's docstring.
 
     The handler is returned unchanged, so the decorator may sit above or below ``@routes.get``.
     """
