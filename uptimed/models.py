@@ -234,10 +234,10 @@ def _utc(value: datetime) -> datetime:
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 
-SQLITE_INT_MAX = 2**63 - 1
+MAX_SQLITE_INT = 2**63 - 1
 # A cursor means "older than this"; one beyond SQLite's integers (which SQLite cannot take)
 # means the same as SQLite's largest: every row.
-Cursor = Annotated[int, Field(ge=0), AfterValidator(lambda v: min(v, SQLITE_INT_MAX))]
+Cursor = Annotated[int, Field(ge=0), AfterValidator(lambda v: min(v, MAX_SQLITE_INT))]
 
 
 class HistoryQuery(QueryModel):

@@ -1,6 +1,6 @@
 """One APScheduler job per site, on a fixed grid, rebuilt from the store at every start.
 
-The ``sites`` table is the source of truth; jobs live in APScheduler's memory job store.
+The ``sites`` table is the source of truth; jobs live in memory (``jobstore.HeapJobStore``).
 Each job fires at ``first_run + k * interval`` (IntervalTrigger's grid), so a slow check never
 shifts later ones. A new site runs at once; at start-up each site resumes its own grid where
 it can, and overdue sites are spread over ``min(interval, startup_spread)`` so a restart
@@ -110,8 +110,8 @@ class Scheduler:
     async def resume(self, store: Store) -> None:
         """Schedule every stored site, in chunks, so the API answers while 100,000 are added.
 
-        Jobs are added in the order of their first run, so the job store (a sorted list)
-        only ever appends, and while paused, so APScheduler does not wake up once per job.
+        Jobs are added in the order of their first run, so the soonest are scheduled first, and
+        while paused, so APScheduler does not wake up once per job.
         """
         started = time.monotonic()
         sites = await store.list_sites()

@@ -24,6 +24,7 @@ import aiosqlite
 
 from uptimed.db.schema import MIGRATIONS, SCHEMA_VERSION, STATUS_CODES, STATUS_OF_CODE
 from uptimed.models import (
+    MAX_SQLITE_INT,
     CheckResult,
     HistoryRow,
     OutboxMessage,
@@ -36,7 +37,6 @@ from uptimed.models import (
     WebhookIn,
 )
 
-MAX_SQLITE_INT = 2**63 - 1
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 AUTO_VACUUM_INCREMENTAL = 2
 
