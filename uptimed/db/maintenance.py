@@ -49,6 +49,11 @@ async def _meta(store: Store, key: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+async def _set_meta(store: Store, key: str, value: int) -> None:
+    async with store.transaction() as db:
+        await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
 async def _first_bucket(store: Store, size: int) -> int | None:
     async with store.conn.execute("SELECT min(created_at) FROM sites") as cur:
         row = await cur.fetchone()
@@ -100,10 +105,7 @@ async def rollup(store: Store, now: int) -> int:
                 async with store.transaction() as db:
                     await db.execute(sql, (done, stop, first, last))
                 await asyncio.sleep(0)
-            async with store.transaction() as db:
-                await db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (table, stop)
-                )
+            await _set_meta(store, table, stop)
             rolled += (stop - done) // size
             done = stop
             await asyncio.sleep(0)
@@ -182,9 +184,6 @@ async def run(store: Store, now: int, retention: Retention) -> None:
     pruned_at = await _meta(store, "pruned_at")
     if pruned_at is None or now - pruned_at >= PRUNE_EVERY:
         deleted = await prune(store, now, retention)
-        async with store.transaction() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('pruned_at', ?)", (now,)
-            )
+        await _set_meta(store, "pruned_at", now)
     if rolled or deleted:
         log.info("maintenance rolled_buckets=%d deleted_rows=%d", rolled, deleted)
