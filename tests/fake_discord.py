@@ -1,6 +1,6 @@
 """A fake Discord webhook server for tests: it records, validates and answers as scripted.
 
-It holds every request to the contract in shared/discord (the JSON schema plus the rules a
+It holds every request to the contract in ``tests/contract/`` (the JSON schema plus the rules a
 schema cannot express), so a test that passes here would not get a 400 from Discord. An
 invalid request is recorded with its violations and answered 400 the way Discord answers;
 it does not use up the script.
@@ -11,8 +11,8 @@ it does not use up the script.
     await fake.wait_for(2)
     assert fake.violations() == []
 
-The schema is read from ``$UPTIMED_DISCORD_SCHEMA`` if set, else from
-``<repo>/../shared/discord/execute-webhook.schema.json`` (CI puts shared/ beside the clone).
+The schema is read from ``$UPTIMED_DISCORD_SCHEMA`` if set, else from the repository's own copy,
+``tests/contract/execute-webhook.schema.json`` (its README says where it comes from).
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 SCHEMA_ENV = "UPTIMED_DISCORD_SCHEMA"
-DEFAULT_SCHEMA = (
-    Path(__file__).resolve().parents[2] / "shared" / "discord" / "execute-webhook.schema.json"
-)
+DEFAULT_SCHEMA = Path(__file__).resolve().parent / "contract" / "execute-webhook.schema.json"
 LIMIT, WINDOW = 5, 2.0  # per webhook, as a Discord developer described it (README, #367)
 EMBED_TOTAL_MAX = 6000
 ALLOWED_FLAGS = 4 | 4096  # SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS
@@ -198,7 +196,7 @@ def validate_request(
 def _schema(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(
-            f"Discord schema not found at {path}; put shared/ beside the repo or set {SCHEMA_ENV}"
+            f"Discord schema not found at {path}; restore tests/contract/ or set {SCHEMA_ENV}"
         )
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)

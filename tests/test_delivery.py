@@ -1,5 +1,5 @@
 """Discord delivery end to end: the real app checks a real target and posts to a fake Discord
-that validates every body against the shared schema and answers as each test scripts."""
+that validates every body against the schema in tests/contract and answers as each test scripts."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Discord execute-webhook: a pure payload builder and a transport that only classifies.
 
-The contract is shared/discord/README.md and execute-webhook.schema.json. Every payload
+The contract is tests/contract/README.md and execute-webhook.schema.json. Every payload
 ``build_payload`` returns is valid for any input: text is flattened to one line, cut to
 Discord's limits with "…", and never left blank, because Discord answers 400 to an
 over-long or empty field and a 400 disables the webhook.
