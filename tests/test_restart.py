@@ -184,3 +184,19 @@ async def test_batched_history_sigkill_loses_only_the_last_batch_sigterm_nothing
     lost_in_kill = seen + 1 - len(rows)  # type: ignore[arg-type]
     assert len(after) == total_hits + 1 - lost_in_kill  # type: ignore[arg-type]
     await daemon.stop(signal.SIGTERM)
+
+
+async def test_sigterm_with_a_check_in_flight_is_one_info_line(
+    daemon: Daemon, target: Target
+) -> None:
+    """A stop cancels a hanging check on purpose: no ERROR, no traceback, one line with counts."""
+    target.delays["/hang"] = 60
+    daemon.env["UPTIMED_SHUTDOWN_GRACE_SECONDS"] = "0.5"
+    await daemon.start()
+    status, _ = await api(daemon, "POST", "/sites", {"url": target.url("/hang"), "name": "hang"})
+    assert status == 200
+    await target.wait_hits("/hang", 1)
+    code, out = await daemon.stop(signal.SIGTERM)
+    assert code == 0, out
+    assert "Traceback" not in out and "ERROR" not in out and "CancelledError" not in out, out
+    assert "shutdown checks_finished=0 checks_cancelled=1" in out, out

@@ -74,6 +74,7 @@ class Monitor:
         self._clock = clock
         self._on_message = on_message
         self._inflight: set[asyncio.Task[object]] = set()
+        self._stopping = False
         self.states: dict[int, SiteState] = {}
 
     def start(self) -> None:
@@ -92,6 +93,11 @@ class Monitor:
             self._inflight.add(task)
         try:
             await self._check_and_record(site)
+        except asyncio.CancelledError:
+            # drain() cancels checks on purpose at a stop; it logs them in one line. Ending
+            # normally keeps APScheduler from logging each one as a failed job.
+            if not self._stopping:
+                raise
         except Exception:
             log.exception("check failed site=%d", site.id)
         finally:
@@ -152,15 +158,15 @@ class Monitor:
     async def drain(self, grace: float) -> None:
         """Let checks in flight finish for up to ``grace`` seconds, cancel the rest, and write
         every batched row."""
+        self._stopping = True
         pending = {t for t in self._inflight if not t.done()}
-        if not pending:
-            await self._batcher.close()
-            return
-        _, still = await asyncio.wait(pending, timeout=grace)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still)
+        still: set[asyncio.Task[object]] = set()
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
         await self._batcher.close()
         log.info(
             "shutdown checks_finished=%d checks_cancelled=%d", len(pending) - len(still), len(still)
