@@ -165,3 +165,67 @@ async def test_a_site_never_checked_has_no_last_check(store: Store) -> None:
     states = await store.site_states()
     assert states[never.id][1] is None  # its INITIAL row is not a check: due at once
     assert states[checked.id][1] == 5_000
+
+
+async def test_ids_are_never_reused_across_deletes_and_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    s = await Store.open(path)
+    first = await s.insert_site(SiteIn(url="http://a", name="a"), now=1)
+    last = await s.insert_site(SiteIn(url="http://b", name="b"), now=1)
+    hook = await s.insert_webhook(
+        WebhookIn(site_id=first.id, discord_webhook_url="http://h"), now=1
+    )
+    await s.delete_site(last.id)
+    await s.delete_webhook(hook.id)
+    await s.close()
+    s = await Store.open(path)  # the counters survive a restart
+    again = await s.insert_site(SiteIn(url="http://c", name="c"), now=2)
+    hook2 = await s.insert_webhook(
+        WebhookIn(site_id=first.id, discord_webhook_url="http://h"), now=2
+    )
+    await s.close()
+    assert again.id == last.id + 1
+    assert hook2.id == hook.id + 1
+
+
+async def test_migration_to_growing_ids_keeps_every_row_that_points_at_a_site(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v4.db"
+    raw = sqlite3.connect(path)
+    for script in MIGRATIONS[:4]:
+        raw.executescript(script)
+    raw.execute("PRAGMA user_version = 4")
+    raw.executescript(
+        """
+        INSERT INTO sites (id, url, name, check_interval_seconds, expected_status_code,
+                           created_at, status, status_since, last_checked, keep_alive)
+            VALUES (7, 'http://a', 'a', 60, 200, 0, 'DOWN', 200, 250, 1);
+        INSERT INTO history VALUES (7, 0, 0, NULL, 0, NULL), (7, 200, 2, 9, 200, 'HTTP 503');
+        INSERT INTO incidents (site_id, started_at, reason) VALUES (7, 200, 'HTTP 503');
+        INSERT INTO webhooks (id, site_id, url, created_at) VALUES (3, 7, 'http://h/1', 0);
+        INSERT INTO outbox (webhook_id, url, payload, created_at) VALUES (3, 'http://h/1', '{}', 1);
+        INSERT INTO rollup_minute (site_id, bucket, checks, up, rt_sum, rt_max)
+            VALUES (7, 0, 1, 0, 9, 9);
+        """
+    )
+    raw.commit()
+    raw.close()
+
+    store = await Store.open(path)
+    site = await store.get_site(7)
+    assert (site.name, site.keep_alive) == ("a", True)
+    assert [w.id for w in await store.list_webhooks(7)] == [3]
+    assert (await store.list_webhooks(7))[0].pending == 1
+    page, _ = await history_page(store, 7, HistoryQuery())
+    assert [r["status"] for r in page] == ["INITIAL", "DOWN"]
+    new = await store.insert_site(SiteIn(url="http://b", name="b"), now=5)
+    await store.delete_site(new.id)
+    newer = await store.insert_site(SiteIn(url="http://c", name="c"), now=6)
+    await store.close()
+    assert (new.id, newer.id) == (8, 9)
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT count(*) FROM incidents WHERE site_id = 7").fetchone()[0] == 1
+    assert raw.execute("SELECT count(*) FROM rollup_minute WHERE site_id = 7").fetchone()[0] == 1
+    assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 0  # a new connection's default
+    assert raw.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -134,6 +134,44 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sites ADD COLUMN keep_alive INTEGER;
     """,
+    # 4 -> 5: ids that only grow. Without AUTOINCREMENT SQLite hands the highest id out again
+    # once its row is deleted, and bookmarks, dashboards and scripts then name another site.
+    # The tables are rebuilt (SQLite cannot add AUTOINCREMENT in place) with foreign keys off
+    # (see Store._migrate), so the rows that reference them stay; sqlite_sequence starts at
+    # the highest id present.
+    """
+    CREATE TABLE sites_v5 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        url TEXT NOT NULL,
+        name TEXT NOT NULL,
+        check_interval_seconds INTEGER NOT NULL,
+        expected_status_code INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'INITIAL',
+        status_since INTEGER NOT NULL,
+        last_checked INTEGER,
+        keep_alive INTEGER
+    );
+    INSERT INTO sites_v5 (id, url, name, check_interval_seconds, expected_status_code,
+                          created_at, status, status_since, last_checked, keep_alive)
+        SELECT id, url, name, check_interval_seconds, expected_status_code,
+               created_at, status, status_since, last_checked, keep_alive FROM sites;
+    DROP TABLE sites;
+    ALTER TABLE sites_v5 RENAME TO sites;
+    CREATE TABLE webhooks_v5 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_delivery_at INTEGER,
+        last_error TEXT
+    );
+    INSERT INTO webhooks_v5 (id, site_id, url, created_at, last_delivery_at, last_error)
+        SELECT id, site_id, url, created_at, last_delivery_at, last_error FROM webhooks;
+    DROP TABLE webhooks;
+    ALTER TABLE webhooks_v5 RENAME TO webhooks;
+    CREATE INDEX webhooks_site ON webhooks (site_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -185,12 +185,18 @@ class Store:
             raise RuntimeError(
                 f"database schema version {version} is newer than this uptimed ({SCHEMA_VERSION})"
             )
+        # A migration may rebuild a table that others reference: with foreign keys on, its
+        # DROP TABLE would delete (ON DELETE CASCADE) every row that points at it. The pragma is
+        # ignored inside a transaction, so it is switched around them. (No foreign_key_check
+        # after: it would read every history row of a large database at each upgrade.)
+        await self._conn.execute("PRAGMA foreign_keys=OFF")
         for number in range(version, SCHEMA_VERSION):
             async with self.transaction():
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         await self._conn.execute(statement)
                 await self._conn.execute(f"PRAGMA user_version = {number + 1}")
+        await self._conn.execute("PRAGMA foreign_keys=ON")
         if await self._pragma("auto_vacuum") != AUTO_VACUUM_INCREMENTAL:
             # A database made before auto_vacuum was set: one VACUUM converts it.
             await self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
