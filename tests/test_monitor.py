@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import socket
+import time
 from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import AppClient, Target, eventually
+from tests.conftest import AppClient, ManualClock, Target, eventually, wait_out
 from uptimed.app_keys import STORE
 from uptimed.config import Settings
 
@@ -197,3 +199,31 @@ async def test_keep_alive_global_and_per_site(
     assert all((h.get("Connection", "").lower() == "close") is not reused for h in hits), hits
     ports = {h["X-Peer-Port"] for h in hits}
     assert len(ports) == (1 if reused else len(hits)), ports
+
+
+async def test_a_check_outlasting_its_interval_is_named_once_a_minute(
+    start_app: AppClient, settings: Settings, target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(wall=time.time())  # the scheduler's grid runs on real time
+    client = await start_app(
+        settings.model_copy(update={"default_timeout_seconds": 5}), clock.clock()
+    )
+    target.delays["/slow"] = 4  # the runs due while a check is going are skipped
+    site_id = await add_site(client, target.url("/slow"), interval=1)
+    caplog.set_level(logging.INFO)
+
+    def skip_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "run skipped" in r.getMessage()]
+
+    async def skipped(n: int) -> bool:
+        return len(skip_lines()) >= n
+
+    await eventually(lambda: skipped(1), timeout=5)
+    await wait_out(2.2)  # two more runs come due and are skipped: the minute has not passed
+    assert len(skip_lines()) == 1
+    assert f"site={site_id} name='t'" in skip_lines()[0]
+    clock.advance(61)
+    await eventually(lambda: skipped(2), timeout=5)
+    assert "skipped_since_last_report=" in skip_lines()[1]
+    assert "skipped_since_last_report=1 " not in skip_lines()[1]  # the quiet ones are counted
+    assert not [r for r in caplog.records if "maximum number of running" in r.getMessage()]

@@ -1,4 +1,4 @@
-"""The Discord notifier against golden JSON, the contract in tests/contract and a fake Discord on loopback."""
+"""The Discord notifier against golden JSON, the contract (tests/contract) and a fake Discord."""
 
 from __future__ import annotations
 

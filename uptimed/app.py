@@ -148,6 +148,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         startup_spread=settings.startup_spread_seconds,
         maintenance=maintenance_job,
         maintenance_interval=settings.maintenance_interval_seconds,
+        monotonic=clock.monotonic,
     )
     scheduler.start()
     monitor.start()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -66,6 +67,18 @@ class _TickingScheduler(AsyncIOScheduler):
 
 
 RESUME_CHUNK = 500  # jobs added between two yields to the loop (about 30 ms)
+SKIP_REPORT_SECONDS = 60.0  # a site whose check outlasts its interval is named once a minute
+
+
+class _SkipsReportedPerSite(logging.Filter):
+    """Drops APScheduler's own warning for a skipped run: it names no site and repeats every
+    interval. ``Scheduler`` reports skips instead, per site and at most once a minute."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_SkipsReportedPerSite())
 
 
 class Scheduler:
@@ -78,8 +91,11 @@ class Scheduler:
         startup_spread: float,
         maintenance: Callable[[], Awaitable[None]] | None = None,
         maintenance_interval: float = 60,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._monitor = monitor
+        self._monotonic = monotonic
+        self._skips: dict[int, tuple[float, int]] = {}  # site id -> (last report, skips since)
         self._run_check = monitor.run_check  # one bound method for all jobs, not one each
         self._spread = startup_spread
         self._maintenance = maintenance
@@ -92,6 +108,28 @@ class Scheduler:
                 "coalesce": True,  # a backlog of missed runs becomes one run
                 "misfire_grace_time": None,  # a late check still runs: late beats never
             },
+        )
+        self._aps.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+
+    def _skipped(self, event: JobSubmissionEvent) -> None:
+        """A run came due while the site's previous check was still going (max_instances)."""
+        job = self._aps.get_job(event.job_id)
+        if job is None or event.job_id == "maintenance":
+            return
+        site: Site = job.args[0]
+        now = self._monotonic()
+        last, count = self._skips.get(site.id, (-SKIP_REPORT_SECONDS, 0))
+        if now - last < SKIP_REPORT_SECONDS:
+            self._skips[site.id] = (last, count + 1)
+            return
+        self._skips[site.id] = (now, 0)
+        log.warning(
+            "check still running at its next run, run skipped site=%d name=%r interval=%ds"
+            " skipped_since_last_report=%d (said at most once a minute per site)",
+            site.id,
+            site.name,
+            site.check_interval_seconds,
+            count + 1,
         )
 
     def start(self) -> None:
@@ -163,6 +201,7 @@ class Scheduler:
         )
 
     def unschedule(self, site_id: int) -> None:
+        self._skips.pop(site_id, None)
         job = self._aps.get_job(job_id(site_id))
         if job is not None:
             job.remove()
