@@ -40,7 +40,32 @@ def test_transitions(
         assert (got.site_id, got.at, got.previous_since) == (7, 5_000, 1_000)
         assert got.reason == reason
         assert got.response_time_ms == 12
-        assert state == SiteState(status=seen, since=5_000)
+        assert state == SiteState(status=seen, since=5_000, reason=reason)
+
+
+def test_a_recovery_names_the_outage_and_a_timeout_shows_no_response_time() -> None:
+    site = Site(id=7, url="http://x", name="Shop", created_at=0)
+    up = SiteState(status=U, since=1_000)
+    timeout = CheckResult(status=D, checked_at=5_000, response_time_ms=10_000, reason="timeout")
+    down, went_down = next_state(7, up, timeout)
+    assert went_down is not None
+    alert = event_for(site, went_down)
+    assert (alert.reason, alert.response_time_ms) == ("timeout", None)  # no answer, no time
+
+    still = CheckResult(status=D, checked_at=6_000, response_time_ms=9, reason="HTTP 503")
+    down, unchanged = next_state(7, down, still)
+    assert unchanged is None and down.reason == "timeout"  # the outage's first reason stays
+
+    ok = CheckResult(status=U, checked_at=9_000, response_time_ms=40, http_status=200)
+    _, recovered = next_state(7, down, ok)
+    assert recovered is not None
+    recovery = event_for(site, recovered)
+    assert (recovery.kind, recovery.reason, recovery.response_time_ms) == (
+        EventKind.UP,
+        "timeout",
+        40,
+    )
+    assert recovery.down_since == 5_000
 
 
 @pytest.mark.parametrize(
@@ -65,6 +90,8 @@ def test_event_for_transition(
         previous_since=1_000,
         reason="HTTP 503" if current is D else None,
         response_time_ms=12,
+        http_status=503 if current is D else 200,
+        previous_reason="timeout" if previous is D else None,
     )
     event = event_for(site, transition)
     assert (event.kind, event.status, event.at, event.down_since) == (
@@ -73,5 +100,6 @@ def test_event_for_transition(
         5_000,
         down_since,
     )
-    assert event.reason == ("HTTP 503" if current is D else None)
+    assert event.reason == {D: "HTTP 503", U: "timeout" if previous is D else None}[current]
+    assert event.response_time_ms == 12
     assert (event.site_name, event.site_url) == ("Shop", "http://x")

@@ -94,13 +94,20 @@ GOLDEN = [
         id="down",
     ),
     pytest.param(
-        make_event(EventKind.UP, status=Status.UP, response_time_ms=123, down_since=DOWN_SINCE),
+        make_event(
+            EventKind.UP,
+            status=Status.UP,
+            reason="HTTP 503",
+            response_time_ms=123,
+            down_since=DOWN_SINCE,
+        ),
         message(
             {
                 "title": "🟢 Example is UP",
                 "color": GREEN,
                 "fields": [
                     url_field(),
+                    {"name": "Outage", "value": "HTTP 503", "inline": False},
                     {"name": "Response time", "value": "123 ms", "inline": True},
                     {"name": "Down since", "value": "<t:1739600748:f>", "inline": True},
                     {"name": "Downtime", "value": "4m 12s", "inline": True},

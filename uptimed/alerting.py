@@ -31,8 +31,11 @@ def next_state(
         previous_since=previous.since,
         reason=result.reason,
         response_time_ms=result.response_time_ms,
+        http_status=result.http_status,
+        previous_reason=previous.reason,
     )
-    return SiteState(status=result.status, since=result.checked_at), transition
+    reason = result.reason if result.status is Status.DOWN else None
+    return SiteState(status=result.status, since=result.checked_at, reason=reason), transition
 
 
 def event_for(site: Site, transition: Transition) -> Event:
@@ -45,16 +48,20 @@ def event_for(site: Site, transition: Transition) -> Event:
         kind = EventKind.UP
     if kind is EventKind.UP:
         down_since: int | None = transition.previous_since
+        reason = transition.previous_reason  # what the outage was
     else:
         down_since = transition.at if transition.current is Status.DOWN else None
+        reason = transition.reason if transition.current is Status.DOWN else None
+    # A time with no answer (a timeout, a refused connection) is not a response time.
+    answered = transition.http_status is not None
     return Event(
         kind=kind,
         site_name=site.name,
         site_url=site.url,
         at=transition.at,
         status=transition.current,
-        reason=transition.reason if transition.current is Status.DOWN else None,
-        response_time_ms=transition.response_time_ms,
+        reason=reason,
+        response_time_ms=transition.response_time_ms if answered else None,
         down_since=down_since,
     )
 
@@ -69,7 +76,8 @@ def started_event(site: Site, latest: HistoryRow) -> Event:
         at=latest.last_status_change,
         status=latest.status,
         reason=latest.reason if is_down else None,
-        response_time_ms=latest.response_time_ms,
+        # The row does not say whether a DOWN check got an answer; its reason says why.
+        response_time_ms=None if is_down else latest.response_time_ms,
         down_since=latest.last_status_change if is_down else None,
     )
 

@@ -207,10 +207,12 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class SiteState:
-    """The current status of a site and since when (epoch ms) it holds."""
+    """The current status of a site, since when (epoch ms) it holds, and why when DOWN (the
+    first failed check's reason: the recovery message names it)."""
 
     status: Status
     since: int
+    reason: str | None = None
 
 
 class Transition(BaseModel):
@@ -225,6 +227,8 @@ class Transition(BaseModel):
     previous_since: int
     reason: str | None = None
     response_time_ms: int | None = None
+    http_status: int | None = None  # None: no answer came (timeout, refused, ...)
+    previous_reason: str | None = None  # why the previous status was DOWN
 
 
 def _utc(value: datetime) -> datetime:
@@ -348,8 +352,8 @@ class Event(BaseModel):
     site_url: str
     at: int  # epoch ms of the transition (or of the request, for ENDED/TEST)
     status: Status | None = None  # the status after the transition
-    reason: str | None = None  # why DOWN ("HTTP 503", "timeout after 10s", ...)
-    response_time_ms: int | None = None
+    reason: str | None = None  # why DOWN ("HTTP 503", "timeout after 10s", ...); for UP, why it was
+    response_time_ms: int | None = None  # only when an answer came
     down_since: int | None = None  # epoch ms the outage began (DOWN and UP events)
 
 

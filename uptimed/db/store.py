@@ -287,13 +287,14 @@ class Store:
         async with self._conn.execute(
             "SELECT id, status, status_since,"
             " (SELECT max(checked_at) FROM history h"
-            "  WHERE h.site_id = s.id AND h.status <> 0) AS last_checked"
+            "  WHERE h.site_id = s.id AND h.status <> 0) AS last_checked,"
+            " (SELECT reason FROM incidents i WHERE i.site_id = s.id AND i.ended_at IS NULL)"
             " FROM sites s"
         ) as cur:
             states: dict[int, tuple[SiteState, int | None]] = {}
             while batch := await cur.fetchmany(_FETCH_CHUNK):
-                for site_id, status, since, last in batch:
-                    states[site_id] = (SiteState(Status(status), since), last)
+                for site_id, status, since, last, reason in batch:
+                    states[site_id] = (SiteState(Status(status), since, reason), last)
                 await asyncio.sleep(0)
             return states
 

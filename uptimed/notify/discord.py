@@ -123,6 +123,8 @@ def _fields(event: Event) -> list[dict[str, Any]]:
     )
     if is_down:
         fields.append(_field("Reason", _text(event.reason, FIELD_VALUE_MAX, "unknown")))
+    if event.kind is EventKind.UP and event.reason is not None:
+        fields.append(_field("Outage", _text(event.reason, FIELD_VALUE_MAX, "unknown")))
     if event.response_time_ms is not None:
         fields.append(_field("Response time", f"{event.response_time_ms} ms", inline=True))
     if event.kind in (EventKind.DOWN, EventKind.UP) and event.down_since is not None:
