@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -172,3 +173,32 @@ async def test_connector_races_only_when_there_is_more_than_one_address(
     async with aiohttp.ClientSession(connector=connector) as s:
         result = await check_site(s, site(f"http://dual.test:{port}/"), timeout=2, retries=0)
     assert (result.status, races) == (Status.UP, 1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "header too long"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 200 + b"\r\n", "too many headers"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed"),
+        (b"SPDY/9 ok\r\n\r\n", "malformed"),
+    ],
+    ids=["100kb-header", "200-headers", "bad-header-line", "bad-status-line"],
+)
+async def test_a_malformed_answer_says_what_was_wrong(
+    session: aiohttp.ClientSession, answer: bytes, reason: str
+) -> None:
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await check_site(session, site(f"http://127.0.0.1:{port}/"), timeout=2)
+    assert result.status is Status.DOWN
+    assert result.reason is not None and result.reason.startswith("bad answer: "), result.reason
+    assert reason in result.reason, result.reason
+    assert "ClientResponseError" not in result.reason

@@ -3,11 +3,18 @@
 Network failures become a short ``reason`` ("connection refused", "timeout after 10s", ...);
 connection errors and timeouts are tried again (tenacity) before DOWN is believed, because a
 single lost SYN should not wake a team up. A wrong status code is an answer and is not retried.
+
+A check that cannot be made for a reason on this host (no file descriptor left, no memory)
+says nothing about the site: it raises ``LocalFault`` instead of returning a DOWN, so that a
+monitor short of descriptors does not report every healthy site down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -28,6 +35,31 @@ MAX_REDIRECTS = 10
 BODY_CAP_BYTES = 256 * 1024
 RETRY_WAIT = 0.2  # seconds before the first retry; doubles after, at most 1 s
 _CHUNK = 64 * 1024
+
+
+# The monitor's own resources, not the site's: EMFILE/ENFILE (descriptors), ENOMEM, ENOBUFS.
+_LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_LOCAL_DNS_ERRORS = frozenset({socket.EAI_SYSTEM, socket.EAI_MEMORY})
+
+
+class LocalFault(Exception):
+    """The check could not be made because of this host (``str(e)`` says what ran out)."""
+
+
+def _local_fault(exc: BaseException | None) -> str | None:
+    """What ran out on this host, if that is why ``exc`` (or an error under it) happened."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError):
+            return "out of memory"
+        cause = getattr(exc, "os_error", None) or exc
+        if isinstance(cause, socket.gaierror) and cause.errno in _LOCAL_DNS_ERRORS:
+            return f"name lookups fail on this host ({cause.strerror})"
+        if isinstance(cause, OSError) and cause.errno in _LOCAL_ERRNOS:
+            return os.strerror(cause.errno)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class _Failure(Exception):
@@ -62,7 +94,23 @@ def _reason(exc: BaseException, timeout: float) -> str:
         exc, aiohttp.InvalidUrlRedirectClientError | aiohttp.NonHttpUrlRedirectClientError
     ):
         return "redirect to an invalid or non-http URL"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"bad answer: {_malformed(exc.message)}"
     return f"bad answer: {exc.__class__.__name__}"
+
+
+def _malformed(message: str) -> str:
+    """aiohttp's parser error in a few words, without echoing the site's bytes."""
+    if message.startswith("Got more than"):
+        limit = message.split()[3]
+        return f"header too long (a line over {limit} bytes)"
+    if message.startswith("Too many headers"):
+        return "too many headers"
+    if message.startswith("Bad status line"):
+        return "malformed status line"
+    if message.startswith("Invalid header"):
+        return "malformed header line"
+    return message.split(":", 1)[0].splitlines()[0][:100] or "malformed answer"
 
 
 async def _get_status(session: aiohttp.ClientSession, site: Site, timeout: float) -> int:
@@ -81,10 +129,16 @@ async def _get_status(session: aiohttp.ClientSession, site: Site, timeout: float
                     break
             return resp.status
     except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+        if local := _local_fault(e):
+            raise LocalFault(local) from e
         raise _Failure(_reason(e, timeout), transient=True) from e
     except (aiohttp.ClientError, ssl.SSLError, ValueError) as e:
         # Redirect loops, bad redirect targets, malformed answers: trying again won't help.
         raise _Failure(_reason(e, timeout), transient=False) from e
+    except (OSError, MemoryError) as e:
+        if local := _local_fault(e):
+            raise LocalFault(local) from e
+        raise
 
 
 async def check_site(
@@ -95,7 +149,9 @@ async def check_site(
     retries: int = 2,
     clock: Callable[[], float] = time.time,
 ) -> CheckResult:
-    """GET ``site.url``; UP when the final status equals ``site.expected_status_code``."""
+    """GET ``site.url``; UP when the final status equals ``site.expected_status_code``.
+
+    Raises ``LocalFault`` when this host, not the site, kept the check from being made."""
     checked_at = int(clock() * 1000)
     started = time.perf_counter()
     reason: str | None = None
