@@ -31,6 +31,7 @@ from uptimed.app_keys import (
     CLOCK,
     DISPATCHER,
     FREEZE_GC,
+    HEALTH,
     HTTP,
     MONITOR,
     NOTIFIER,
@@ -45,6 +46,7 @@ from uptimed.config import Settings
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
+from uptimed.health import Health
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
@@ -134,6 +136,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         flush_seconds=settings.history_flush_seconds,
         clock=app[CLOCK].now,
         on_message=app[DISPATCHER].wake,
+        health=app[HEALTH],
     )
     store, clock, retention = app[STORE], app[CLOCK], app[RETENTION]
 
@@ -193,6 +196,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[FREEZE_GC] = freeze_gc
+    app[HEALTH] = Health(clock.monotonic)
     app[RETENTION] = Retention(
         raw_days=settings.history_retention_days,
         minute_days=settings.rollup_minute_retention_days,

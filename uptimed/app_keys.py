@@ -9,6 +9,7 @@ from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store
 from uptimed.db.maintenance import Retention
+from uptimed.health import Health
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import Notifier
 from uptimed.notify.outbox import Dispatcher
@@ -17,6 +18,7 @@ from uptimed.scheduler import Scheduler
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 FREEZE_GC = web.AppKey("freeze_gc", bool)  # see gc_freeze.py
+HEALTH = web.AppKey("health", Health)  # what /healthz reports
 STORE = web.AppKey("store", Store)
 RETENTION = web.AppKey("retention", Retention)
 HTTP = web.AppKey("http", CheckSessions)  # checks: fresh connections, or pooled (keep-alive)

@@ -15,6 +15,7 @@ from contextlib import suppress
 
 from uptimed.db import Store
 from uptimed.db.schema import STATUS_CODES
+from uptimed.health import Health
 from uptimed.models import CheckResult, SiteState, Status
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,16 @@ MAX_PENDING = 200_000  # rows kept while the disk refuses writes, before the old
 class CheckBatcher:
     """``add`` never waits; ``start`` runs the flush loop, ``flush`` writes now, ``close`` ends."""
 
-    def __init__(self, store: Store, *, flush_seconds: float, append_unchanged: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_seconds: float,
+        append_unchanged: bool,
+        health: Health | None = None,
+    ) -> None:
         self._store = store
+        self._health = health or Health()
         self._interval = flush_seconds
         self._append = append_unchanged
         self._rows: list[tuple[int, int, int, int, str | None, int]] = []
@@ -71,11 +80,14 @@ class CheckBatcher:
             self._rows, self._in_place, self._failed = [], [], []
             try:
                 await self._store.write_checks(rows, in_place, failed)
-            except Exception:
-                log.exception("history batch not written rows=%d; will retry", len(rows))
+            except Exception as e:
+                # Said once (Health logs a problem when it begins), not every 0.1 s.
+                self._health.fail("database", f"history rows cannot be written: {e}")
                 self._rows = (rows + self._rows)[-MAX_PENDING:]
                 self._in_place = (in_place + self._in_place)[-MAX_PENDING:]
                 self._failed = (failed + self._failed)[-MAX_PENDING:]
+            else:
+                self._health.ok("database")
 
     async def close(self) -> None:
         if self._task is not None:

@@ -10,7 +10,7 @@ the heap, are recognised by their sequence number and dropped when they reach th
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import count
 
 from apscheduler.job import Job
@@ -89,6 +89,16 @@ class HeapJobStore(BaseJobStore):
         if self._jobs.pop(job_id, None) is None:
             raise JobLookupError(job_id)
         self._compact_if_bloated()
+
+    def shift(self, delta: timedelta) -> None:
+        """Move every job's next run by ``delta``; the order of the jobs does not change."""
+        heap: list[tuple[float, int, str]] = []
+        for job_id, (job, sequence) in self._jobs.items():
+            if job.next_run_time is not None:
+                job.next_run_time += delta
+                heap.append((job.next_run_time.timestamp(), sequence, job_id))
+        heapq.heapify(heap)
+        self._heap = heap
 
     def remove_all_jobs(self) -> None:
         self._jobs.clear()

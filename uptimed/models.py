@@ -320,9 +320,13 @@ class Detail(BaseModel):
 
 
 class Health(BaseModel):
-    """``GET /healthz``: the process is up and serving."""
+    """``GET /healthz``: the process is up, serving, and can check and record.
 
-    status: Literal["ok"] = "ok"
+    With a problem the answer is 503 with the same shape plus ``detail`` (every problem in one
+    sentence, as every error carries)."""
+
+    status: Literal["ok", "failing"] = "ok"
+    problems: list[str] = Field(default_factory=list)
 
 
 class TrialResult(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,12 +19,15 @@ import aiohttp
 
 from uptimed.alerting import event_for, next_state
 from uptimed.batching import CheckBatcher
-from uptimed.checker import check_site
+from uptimed.checker import LocalFault, check_site
 from uptimed.db import Store
+from uptimed.health import Health
 from uptimed.models import Site, SiteState, Status
 from uptimed.notify.discord import build_payload
 
 log = logging.getLogger(__name__)
+
+LOCAL_FAULT_TTL = 30.0  # /healthz reports a host fault until this long after it was last seen
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class Monitor:
     errors, ``max_concurrent`` checks in flight at once, ``append_unchanged`` False for
     ``OPTIMISATION=1``, ``flush_seconds`` between batched history writes (see batching.py),
     ``clock`` returns epoch seconds, ``on_message`` is called after a
-    transition's messages are committed (it wakes the outbox; it must not block).
+    transition's messages are committed (it wakes the outbox; it must not block), ``health``
+    hears of checks this host could not make and of writes the database refused.
     """
 
     def __init__(
@@ -61,10 +66,15 @@ class Monitor:
         flush_seconds: float = 0.1,
         clock: Callable[[], float] = time.time,
         on_message: Callable[[], None] = lambda: None,
+        health: Health | None = None,
     ) -> None:
         self._store = store
+        self._health = health or Health()
         self._batcher = CheckBatcher(
-            store, flush_seconds=flush_seconds, append_unchanged=append_unchanged
+            store,
+            flush_seconds=flush_seconds,
+            append_unchanged=append_unchanged,
+            health=self._health,
         )
         self._sessions = sessions
         self._timeout = timeout
@@ -76,6 +86,7 @@ class Monitor:
         self._inflight: set[asyncio.Task[object]] = set()
         self._stopping = False
         self.states: dict[int, SiteState] = {}
+        self._stamps: dict[int, int] = {}  # site id -> checked_at of its last check
 
     def start(self) -> None:
         self._batcher.start()
@@ -85,6 +96,7 @@ class Monitor:
 
     def remove(self, site_id: int) -> None:
         self.states.pop(site_id, None)
+        self._stamps.pop(site_id, None)
 
     async def run_check(self, site: Site) -> None:
         """The scheduler's job; it logs and swallows errors so one bad site stops nothing."""
@@ -98,6 +110,9 @@ class Monitor:
             # normally keeps APScheduler from logging each one as a failed job.
             if not self._stopping:
                 raise
+        except LocalFault as e:
+            # Nothing is recorded and nothing is sent: the site was not checked at all.
+            self._health.fail("checks", f"checks cannot run on this host: {e}", ttl=LOCAL_FAULT_TTL)
         except Exception:
             log.exception("check failed site=%d", site.id)
         finally:
@@ -116,8 +131,12 @@ class Monitor:
         previous = self.states.get(site.id)
         if previous is None:  # deleted while it was being checked
             return
-        if result.checked_at <= previous.since:  # (site, time) is the row's key: keep it unique
-            result = replace(result, checked_at=previous.since + 1)
+        # (site, time) is a history row's key, and a site's rows must not go back in time, also
+        # when the wall clock steps back: such a check is stamped just after the site's last.
+        floor = self._stamps.get(site.id, previous.since)
+        if result.checked_at <= floor:
+            result = replace(result, checked_at=floor + 1)
+        self._stamps[site.id] = result.checked_at
         state, transition = next_state(site.id, previous, result)
         if transition is None:
             self._batcher.add(site.id, result, state)
@@ -125,14 +144,19 @@ class Monitor:
             # Rows batched before this transition go first: the order of a site's rows holds.
             await self._batcher.flush()
             message = json.dumps(build_payload(event_for(site, transition)))
-            written = await self._store.record_check(
-                site.id,
-                result,
-                state,
-                transition,
-                append_unchanged=self._append_unchanged,
-                message=message,
-            )
+            try:
+                written = await self._store.record_check(
+                    site.id,
+                    result,
+                    state,
+                    transition,
+                    append_unchanged=self._append_unchanged,
+                    message=message,
+                )
+            except sqlite3.Error as e:
+                self._health.fail("database", f"a status change cannot be written: {e}")
+                raise
+            self._health.ok("database")
             if written and site.id in self.states:
                 self.states[site.id] = state
             if written:

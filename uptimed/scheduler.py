@@ -45,6 +45,8 @@ def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread:
 
 
 TICK_SECONDS = 0.01
+CLOCK_STEP_SECONDS = 2.0  # wall and monotonic time disagreeing by this much is a clock step
+CLOCK_WATCH_SECONDS = 1.0  # the longest the scheduler sleeps, so a step is seen promptly
 
 
 class _TickingScheduler(AsyncIOScheduler):
@@ -54,7 +56,36 @@ class _TickingScheduler(AsyncIOScheduler):
     that job is often under a millisecond away; uvloop rounds such a timer down to zero, so the
     loop spun until it was due (measured: a whole core at 2,000 runs/s). Every wake-up also went
     through ``call_soon_threadsafe``. A 10 ms tick costs a check at most 10 ms of lateness.
+
+    Its jobs are due at wall-clock times, and the wall clock can step (NTP after a bad start, a
+    VM resumed, an operator's ``date -s``): an hour back and no check would run for an hour, an
+    hour forward and every check would run at once. So before each look at the due jobs the
+    wall clock is compared with the monotonic one, and after a step every job moves by the
+    step: each check keeps its place in real time. Steps under ``CLOCK_STEP_SECONDS`` are left
+    alone (they make one check that much early or late).
     """
+
+    _clocks: tuple[float, float] | None = None  # (wall, monotonic) when jobs were last looked at
+
+    def _process_jobs(self) -> float | None:
+        self._follow_wall_clock()
+        wait = super()._process_jobs()
+        return None if wait is None else min(wait, CLOCK_WATCH_SECONDS)
+
+    def _follow_wall_clock(self) -> None:
+        wall, mono = time.time(), time.monotonic()
+        if self._clocks is not None:
+            step = (wall - self._clocks[0]) - (mono - self._clocks[1])
+            if abs(step) >= CLOCK_STEP_SECONDS:
+                jobs = self._jobstores["default"]
+                assert isinstance(jobs, HeapJobStore)
+                jobs.shift(timedelta(seconds=step))
+                log.warning(
+                    "wall clock stepped by %+.1fs: every check moved by the same, keeping its"
+                    " place in real time",
+                    step,
+                )
+        self._clocks = (wall, mono)
 
     def _start_timer(self, wait_seconds: float | None) -> None:
         self._stop_timer()

@@ -8,15 +8,27 @@ from aiohttp import web
 
 from uptimed.api import docs, reports, sites, webhooks
 from uptimed.api.openapi import operation
+from uptimed.app_keys import HEALTH
 from uptimed.models import Health
 
 PUBLIC_PATHS = frozenset({"/healthz"})
 
 
-@operation("Liveness probe", tags=["health"], response=Health, public=True)
+@operation(
+    "Health probe",
+    tags=["health"],
+    response=Health,
+    public=True,
+    errors={503: "uptimed cannot check or record right now; `problems` lists why."},
+)
 async def healthz(request: web.Request) -> web.Response:
-    """No auth and no data: for load balancers and container health checks."""
-    return web.json_response(Health().model_dump(mode="json"))
+    """No auth and no site data: for load balancers, container and systemd health checks. 503
+    while checks cannot run or the database cannot be written, so the fault is seen."""
+    problems = request.app[HEALTH].problems()
+    if not problems:
+        return web.json_response({"status": "ok"})
+    body = Health(status="failing", problems=problems).model_dump(mode="json")
+    return web.json_response({"detail": "; ".join(problems), **body}, status=503)
 
 
 def public_paths(*, docs_public: bool) -> frozenset[str]:

@@ -1,0 +1,153 @@
+"""Faults of uptimed's own host, tried on the real process: a stepped wall clock and a host
+out of file descriptors. Each must neither stop checks nor produce false alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import resource
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import libfaketime
+import pytest
+from aiohttp import web
+
+from tests.conftest import Target
+from tests.daemon import Daemon, api, daemon_fixture  # noqa: F401
+
+
+async def read_until(daemon: Daemon, pattern: str, timeout: float = 15) -> str:
+    """The daemon's output up to the first line matching ``pattern`` (it is read as it comes)."""
+    assert daemon.proc is not None and daemon.proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no line matching {pattern!r} in {timeout}s:\n{''.join(seen)}")
+        line = (await asyncio.wait_for(daemon.proc.stdout.readline(), left)).decode()
+        seen.append(line)
+        if re.search(pattern, line):
+            return "".join(seen)
+
+
+def faketime_env(offset_file: Path) -> dict[str, str]:
+    """libfaketime on the daemon: its wall clock is the real one plus the offset in the file,
+    reread at every call; its monotonic clock is left alone, as an NTP step leaves it."""
+    _, preload = libfaketime.get_reload_information()
+    offset_file.write_text("+0")
+    return {
+        **preload,
+        "FAKETIME_TIMESTAMP_FILE": str(offset_file),
+        "FAKETIME_NO_CACHE": "1",
+        "DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
+async def test_a_wall_clock_step_back_or_forward_neither_stops_nor_bunches_checks(
+    daemon: Daemon, target: Target, tmp_path: Path
+) -> None:
+    offset = tmp_path / "faketime"
+    daemon.env.update(faketime_env(offset))
+    await daemon.start()
+    status, site = await api(
+        daemon,
+        "POST",
+        "/sites",
+        {"url": target.url("/c"), "name": "c", "check_interval_seconds": 2},
+    )
+    assert status == 200 and isinstance(site, dict)
+    await target.wait_hits("/c", 2)
+
+    offset.write_text("-3600")  # an hour back: the next checks are an hour away on the wall
+    await read_until(daemon, r"wall clock stepped by -3\d{3}\.\ds")
+    before = len(target.hit_times("/c"))
+    await target.wait_hits("/c", before + 2, timeout=6)  # checks go on every 2 s
+    # ... and each is recorded: stamped after the site's last row, not lost on its key.
+    _, rows = await api(daemon, "GET", f"/sites/{site['id']}/history")
+    assert isinstance(rows, list) and len(rows) >= before + 2, rows
+    stamps = [row["last_checked"] for row in rows]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+    # An hour forward right after a check: every job is an hour overdue on the wall clock, and
+    # would run at once; the next check must still come one interval after the last.
+    last = (await target.wait_hits("/c", len(target.hit_times("/c")) + 1, timeout=4))[-1]
+    offset.write_text("+0")
+    await read_until(daemon, r"wall clock stepped by \+3\d{3}\.\ds")
+    times = await target.wait_hits("/c", len(target.hit_times("/c")) + 1, timeout=4)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > last]
+    assert gaps and all(gap > 1.5 for gap in gaps), gaps
+
+    code, out = await daemon.stop(signal.SIGTERM)
+    assert code == 0 and "Traceback" not in out, out
+
+
+@pytest.fixture
+async def gated(aiohttp_server: Any) -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A target whose ``/hang`` holds every request (and its socket) until the event is set."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/hang", hang)
+    server = await aiohttp_server(app)
+    yield str(server.make_url("/hang")), release
+    release.set()
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def test_out_of_descriptors_is_a_fault_of_the_host_not_a_down_site(
+    daemon: Daemon, target: Target, gated: tuple[str, asyncio.Event]
+) -> None:
+    hang_url, release = gated
+    daemon.env.update({"DEFAULT_TIMEOUT_SECONDS": "120", "UPTIMED_CHECK_RETRIES": "0"})
+    await daemon.start()
+    assert daemon.proc is not None
+    healthy = []
+    for i in range(5):
+        site = {"url": target.url(f"/ok{i}"), "name": f"ok{i}", "check_interval_seconds": 1}
+        healthy.append((await api(daemon, "POST", "/sites", site))[1]["id"])  # type: ignore[index]
+    for i in range(30):  # each holds a socket while its check hangs
+        await api(daemon, "POST", "/sites", {"url": hang_url, "name": f"hang{i}"})
+    for i in range(5):
+        await target.wait_hits(f"/ok{i}", 2)
+
+    # Hold the daemon below the descriptors it already has: every new socket fails (EMFILE).
+    pid = daemon.proc.pid
+    limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_files(pid) - 10, limits[1]))
+    try:
+        await read_until(daemon, r"health: checks: checks cannot run on this host: Too many open")
+        hits = sum(len(target.hit_times(f"/ok{i}")) for i in range(5))
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        release.set()
+
+    async def health() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as s, s.get(daemon.base + "/healthz") as r:
+            return r.status, await r.json()
+
+    status, body = await health()
+    assert status == 503, body
+    assert body["status"] == "failing" and "Too many open files" in body["detail"], body
+    for site_id in healthy:  # no check was recorded as DOWN, no incident opened
+        _, rows = await api(daemon, "GET", f"/sites/{site_id}/history?status=DOWN")
+        assert rows == [], rows
+        _, incidents = await api(daemon, "GET", f"/sites/{site_id}/incidents")
+        assert incidents == [], incidents
+    for i in range(5):  # and checks go on once descriptors are back
+        await target.wait_hits(f"/ok{i}", len(target.hit_times(f"/ok{i}")) + 1)
+    assert sum(len(target.hit_times(f"/ok{i}")) for i in range(5)) > hits
