@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         "UPTIMED_DISCORD_BACKOFF_INITIAL_SECONDS", 1, gt=0
     )
     discord_backoff_max_seconds: float = _env("UPTIMED_DISCORD_BACKOFF_MAX_SECONDS", 300, gt=0)
+    # The API server's defences (uptimed/api/server.py): connections served at once (default a
+    # quarter of the soft open-files limit, so checks keep their descriptors; more are answered
+    # 503 and closed), and seconds a connection has to send its request headers (also the idle
+    # keep-alive timeout).
+    max_connections: int | None = _env("UPTIMED_MAX_CONNECTIONS", None, ge=1)
+    header_timeout_seconds: float = _env("UPTIMED_HEADER_TIMEOUT_SECONDS", 5, gt=0, le=300)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -144,8 +144,14 @@ OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: no MIME sniffing, framing or referrers anywhere; a CSP on every
-    answer (the docs pages' allows only this origin); API answers are never cached."""
+    """``on_response_prepare``: see ``add_security_headers``."""
+    add_security_headers(response)
+
+
+def add_security_headers(response: web.StreamResponse) -> None:
+    """No MIME sniffing, framing or referrers anywhere; a CSP on every answer (the docs pages'
+    allows only this origin); API answers are never cached. Also called for the answers to
+    malformed requests, which aiohttp sends without the app's signals."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
