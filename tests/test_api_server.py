@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import Target, eventually
+from tests.conftest import Target, eventually, wait_out
 from tests.daemon import Daemon, api, daemon_fixture, free_port  # noqa: F401
 from uptimed.api.server import ConnectionCap, listen
 from uptimed.app import create_app
@@ -27,6 +27,7 @@ from uptimed.config import Settings
 
 Serve = Callable[..., Awaitable[int]]
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+HEALTHZ_CLOSE = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
 
 @pytest.fixture
@@ -34,11 +35,11 @@ async def serve(settings: Settings) -> AsyncIterator[Serve]:
     """Start the real app on a free port the way ``uptimed`` does; returns the port."""
     running: list[tuple[web.AppRunner, asyncio.Server, ConnectionCap]] = []
 
-    async def start(**overrides: Any) -> int:
+    async def start(report_every: float = 60, **overrides: Any) -> int:
         s = settings.model_copy(update={"port": free_port(), **overrides})
         runner = web.AppRunner(create_app(s))
         await runner.setup()
-        listener, cap = await listen(runner, s)
+        listener, cap = await listen(runner, s, report_every=report_every)
         running.append((runner, listener, cap))
         return s.port
 
@@ -122,29 +123,35 @@ async def test_malformed_requests_get_json_echo_nothing_and_log_nothing(
     assert not any(MARK.decode() in r.getMessage() for r in caplog.records)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     # The server is none the worse for it.
-    assert (
-        parse(await exchange(port, HEALTHZ.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")))[
-            0
-        ]
-        == 200
-    )
+    assert parse(await exchange(port, HEALTHZ_CLOSE))[0] == 200
 
 
-async def test_connections_over_the_cap_get_503_and_one_log_line(
+async def test_connections_over_the_cap_get_503_and_are_logged_once_per_period(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = await serve(max_connections=3)
+    # Reports every second (60 s in uptimed); held connections are not timed out meanwhile.
+    port = await serve(max_connections=3, report_every=1.0, header_timeout_seconds=30)
     held = [await keep_open(port) for _ in range(3)]
-    with caplog.at_level(logging.WARNING, logger="uptimed.api.server"):
-        answers = [await exchange(port, HEALTHZ) for _ in range(4)]
+    caplog.set_level(logging.WARNING, logger="uptimed.api.server")
+
+    def report_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "uptimed.api.server"]
+
+    answers = [await exchange(port, HEALTHZ) for _ in range(4)]
     for raw in answers:
         status, headers, body = parse(raw)
         assert status == 503
         assert headers["Retry-After"] == "5"
         assert "Too many open connections" in json.loads(body)["detail"]
-    lines = [r.getMessage() for r in caplog.records if r.name == "uptimed.api.server"]
-    assert len(lines) == 1, lines  # one line now; the rest are counted for the next report
-    assert "refused 1 API connection(s)" in lines[0] and "3 are open" in lines[0]
+    assert len(report_lines()) == 1  # the first refusal at once, the others are counted
+    assert "refused 1 API connection(s)" in report_lines()[0] and "3 are open" in report_lines()[0]
+
+    async def second_report() -> list[str]:
+        return report_lines()[1:]
+
+    assert "refused 3 API connection(s)" in (await eventually(second_report, timeout=3))[0]
+    await wait_out(1.5)  # no refusals in the last period: no line
+    assert len(report_lines()) == 2
 
     # A held connection still works, and once one closes a newcomer is served again.
     reader, writer = held[0]
@@ -153,12 +160,7 @@ async def test_connections_over_the_cap_get_503_and_one_log_line(
     held[1][1].close()
 
     async def served() -> bool:
-        return (
-            parse(
-                await exchange(port, HEALTHZ.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
-            )[0]
-            == 200
-        )
+        return parse(await exchange(port, HEALTHZ_CLOSE))[0] == 200
 
     await eventually(served, timeout=5)
     for _, w in held:
@@ -292,3 +294,20 @@ async def test_held_connections_never_starve_checks(daemon: Daemon, target: Targ
     refusals = [line for line in out.splitlines() if "refused" in line]
     assert len(refusals) == 1, refusals  # at most one line a minute
     assert "64 are open" in refusals[0]  # the default: a quarter of the soft limit of 256
+
+
+async def test_daemon_answers_malformed_requests_without_logging(daemon: Daemon) -> None:
+    """The real process, as the issue found it: oversized and broken requests, no login."""
+    await daemon.start()
+    for request_bytes in (
+        b"GET /" + MARK + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + MARK + b"a" * 9000 + b"\r\n\r\n",
+        b"G<T /" + MARK + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+    ):
+        raw = await exchange(daemon.port, request_bytes)
+        status, _, body = parse(raw)
+        assert status in (400, 431) and "detail" in json.loads(body)
+        assert MARK not in raw
+    code, out = await daemon.stop(signal.SIGTERM)
+    assert code == 0, out
+    assert "ERROR" not in out and "Traceback" not in out and MARK.decode() not in out, out

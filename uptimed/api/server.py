@@ -187,7 +187,9 @@ class ConnectionCap:
             self._report = None
 
 
-async def listen(runner: web.AppRunner, settings: Settings) -> tuple[asyncio.Server, ConnectionCap]:
+async def listen(
+    runner: web.AppRunner, settings: Settings, *, report_every: float = REFUSAL_REPORT_SECONDS
+) -> tuple[asyncio.Server, ConnectionCap]:
     """Listen on the configured address with the cap; ``runner`` must be set up."""
     assert runner.server is not None, "runner.setup() first"
     limit = settings.max_connections or default_max_connections()
@@ -195,7 +197,7 @@ async def listen(runner: web.AppRunner, settings: Settings) -> tuple[asyncio.Ser
         runner.server,
         limit=limit,
         header_timeout=settings.header_timeout_seconds,
-        report_every=REFUSAL_REPORT_SECONDS,
+        report_every=report_every,
     )
     listener = await asyncio.get_running_loop().create_server(
         cap, settings.host, settings.port, backlog=BACKLOG
