@@ -14,8 +14,10 @@
   without logging in. Here it is ``{"detail": ...}`` (400, or 431 for oversized lines or too many
   headers), quoting nothing, and logs nothing.
 
-aiohttp has no hook for any of this, so the listening socket is opened here with a protocol
-factory of our own; the app still runs in aiohttp's ``AppRunner`` (startup, cleanup, shutdown).
+aiohttp has no hook for the cap or for its error answers, so the listening socket is opened here
+with a protocol factory of our own (aiohttp's ``RequestHandler``, subclassed); the app still runs
+in aiohttp's ``AppRunner`` (startup, cleanup, shutdown). A request body has no time limit of its
+own: a slow body holds one of the capped connections, never a check's descriptor.
 """
 
 from __future__ import annotations
@@ -110,8 +112,10 @@ class _Handler(web.RequestHandler):
         self._on_close = on_close
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        super().connection_lost(exc)
-        self._on_close()
+        try:
+            super().connection_lost(exc)
+        finally:
+            self._on_close()  # whatever happens, the slot is free again
 
     def handle_error(
         self,
