@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -34,11 +35,12 @@ class Daemon:
         self.proc: asyncio.subprocess.Process | None = None
         self.base = f"http://127.0.0.1:{port}"
 
-    async def start(self, *args: str) -> None:
+    async def start(self, *args: str, **popen: Any) -> None:
+        """``popen``: extra arguments for the subprocess, e.g. a ``preexec_fn`` setting limits."""
         self.proc = await asyncio.create_subprocess_exec(
             *uptimed_command(), "--port", str(self.port), *args,
             cwd=self.cwd, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, **popen,
         )  # fmt: skip
 
         async def healthy() -> bool:

@@ -8,9 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from uptimed import __version__
+from uptimed.api import server
 from uptimed.app import create_app
 from uptimed.config import ConfigError, load_settings
 
@@ -58,14 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     try:
-        web.run_app(
-            create_app(settings, freeze_gc=True),
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            shutdown_timeout=5,
-            loop=_event_loop(),
-        )
+        server.run(create_app(settings, freeze_gc=True), settings, loop=_event_loop())
     except OSError as e:  # the port is taken, the database directory is not writable, ...
         logging.getLogger("uptimed").error("cannot start: %s", e)
         return 1

@@ -11,11 +11,19 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -96,11 +104,28 @@ class Settings(BaseSettings):
         "UPTIMED_DISCORD_BACKOFF_INITIAL_SECONDS", 1, gt=0
     )
     discord_backoff_max_seconds: float = _env("UPTIMED_DISCORD_BACKOFF_MAX_SECONDS", 300, gt=0)
+    # The API server's defences (uptimed/api/server.py): connections served at once (default a
+    # quarter of the soft open-files limit, so checks keep their descriptors; more are answered
+    # 503 and closed), and seconds a connection has to send its request headers (also the idle
+    # keep-alive timeout).
+    max_connections: int | None = _env("UPTIMED_MAX_CONNECTIONS", None, ge=1)
+    header_timeout_seconds: float = _env("UPTIMED_HEADER_TIMEOUT_SECONDS", 5, gt=0, le=300)
+    # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs; comma-separated in the
+    # environment): only then is the login-failure limit keyed by the forwarded client address.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = _env("UPTIMED_TRUSTED_PROXIES", [])
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """``UPTIMED_TRUSTED_PROXIES=127.0.0.1, 10.0.0.0/8``: the environment gives one string."""
+        if isinstance(value, str):
+            return [item for item in value.replace(",", " ").split() if item]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
 from uptimed.api.ratelimit import SlidingWindow
 from uptimed.api.validation import BadRequest
+from uptimed.app_keys import SETTINGS
 from uptimed.db import NotFound
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REALM = 'Basic realm="uptimed"'
 AUTH_FAILURE_WINDOW = 60.0
 
@@ -95,6 +98,35 @@ def _basic_user(header: str | None, auth: AuthConfig) -> str | None:
     return auth.username if user_ok and password_ok else None
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as written, an IPv4-mapped IPv6 peer (``::ffff:127.0.0.1``) as IPv4."""
+    address = ipaddress.ip_address(text.strip())
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
+) -> str:
+    """Who is asking, for the login-failure limit. ``X-Forwarded-For`` is believed only when the
+    direct peer is a trusted proxy, and then read from the right: each trusted proxy appends the
+    address it was connected from, so the right-most address that is not a trusted proxy is the
+    client; whatever the client wrote to the left of it is ignored. An entry that is not an
+    address stops the walk at the last trusted hop (a client must not pick its own key)."""
+    try:
+        address = _ip(peer or "")
+    except ValueError:
+        return peer or "unknown"
+    hops = [hop for header in forwarded_for for hop in header.split(",")]
+    while hops and any(address in net for net in trusted):
+        try:
+            address = _ip(hops.pop())
+        except ValueError:
+            break
+    return str(address)
+
+
 def auth_middleware(
     auth: AuthConfig,
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -102,7 +134,11 @@ def auth_middleware(
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in auth.public_paths:
             return await handler(request)
-        client = request.remote or "unknown"
+        client = client_address(
+            request.remote,
+            request.headers.getall(hdrs.X_FORWARDED_FOR, ()),
+            request.app[SETTINGS].trusted_proxies,
+        )
         if wait := auth.failures.retry_after(client):
             raise ApiError(
                 429,
@@ -144,8 +180,14 @@ OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: no MIME sniffing, framing or referrers anywhere; a CSP on every
-    answer (the docs pages' allows only this origin); API answers are never cached."""
+    """``on_response_prepare``: see ``add_security_headers``."""
+    add_security_headers(response)
+
+
+def add_security_headers(response: web.StreamResponse) -> None:
+    """No MIME sniffing, framing or referrers anywhere; a CSP on every answer (the docs pages'
+    allows only this origin); API answers are never cached. Also called for the answers to
+    malformed requests, which aiohttp sends without the app's signals."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
