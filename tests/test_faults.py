@@ -8,6 +8,7 @@ import itertools
 import os
 import re
 import resource
+import shutil
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -152,3 +153,14 @@ async def test_out_of_descriptors_is_a_fault_of_the_host_not_a_down_site(
     for i in range(5):  # and checks go on once descriptors are back
         await target.wait_hits(f"/ok{i}", len(target.hit_times(f"/ok{i}")) + 1)
     assert sum(len(target.hit_times(f"/ok{i}")) for i in range(5)) > hits
+
+
+async def test_the_database_deleted_under_it_is_noticed_within_seconds(daemon: Daemon) -> None:
+    await daemon.start()
+    status, _ = await api(daemon, "POST", "/sites", {"url": "http://127.0.0.1:9/", "name": "x"})
+    assert status == 200
+    shutil.rmtree(daemon.cwd / "data")  # the database's directory, as an operator's rm -rf
+    await read_until(daemon, r"health: database_file: .*uptimed\.db was deleted or replaced")
+    async with aiohttp.ClientSession() as s, s.get(daemon.base + "/healthz") as r:
+        body = await r.json()
+        assert r.status == 503 and "was deleted or replaced" in body["detail"], body

@@ -46,7 +46,7 @@ from uptimed.config import Settings
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
-from uptimed.health import Health
+from uptimed.health import Health, watch_database_file
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
@@ -76,6 +76,16 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = await Store.open(app[SETTINGS].db_path)
     yield
     await app[STORE].close()
+
+
+async def database_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    watch = asyncio.create_task(
+        watch_database_file(app[SETTINGS].db_path, app[HEALTH]), name="database-watch"
+    )
+    yield
+    watch.cancel()
+    with suppress(asyncio.CancelledError):
+        await watch
 
 
 def _check_session(*, keep_alive: bool) -> aiohttp.ClientSession:
@@ -204,7 +214,9 @@ def create_app(
         day_days=settings.rollup_day_retention_days,
     )
     app[NOTIFIER] = NOTIFIERS["discord"]()
-    app.cleanup_ctx.extend([store_ctx, http_ctx, notify_http_ctx, dispatcher_ctx, scheduler_ctx])
+    app.cleanup_ctx.extend(
+        [store_ctx, database_watch_ctx, http_ctx, notify_http_ctx, dispatcher_ctx, scheduler_ctx]
+    )
     app.on_response_prepare.append(security_headers)
     setup_routes(app)
     return app

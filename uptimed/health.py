@@ -10,10 +10,12 @@ reported.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +66,36 @@ class Health:
             log.warning("health: %s not seen for %gs, cleared", name, problem.ttl)
             return None
         return problem
+
+
+DATABASE_WATCH_SECONDS = 2.0
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+async def watch_database_file(
+    path: Path, health: Health, *, interval: float = DATABASE_WATCH_SECONDS
+) -> None:
+    """Report the database file gone or replaced while uptimed has it open.
+
+    SQLite keeps writing to an open file after it was deleted (``rm -rf`` of its directory, a
+    volume unmounted under it): every answer looks fine and everything is lost at the next
+    start. Nothing fails, so nothing else would notice; this compares the path's device and
+    inode with those it had at start, every ``interval`` seconds."""
+    opened = _identity(path)
+    while True:
+        await asyncio.sleep(interval)
+        if _identity(path) == opened:
+            health.ok("database_file")
+        else:
+            health.fail(
+                "database_file",
+                f"{path} was deleted or replaced while open: what uptimed writes now is lost"
+                " at its next start; restore the file (or stop uptimed) now",
+            )
