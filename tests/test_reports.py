@@ -243,7 +243,19 @@ async def test_bad_history_parameters_are_400(
     assert fragment in (await resp.json())["detail"]
 
 
-@pytest.mark.parametrize("query", ["window=1y", "window=0d", "window=24h&window=", "window=-1h"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "window=1y",
+        "window=0d",
+        "window=24h&window=",
+        "window=-1h",
+        "window=0m",
+        "window=30s",
+        "window=100000m",
+        "window=1.5h",
+    ],
+)
 async def test_bad_uptime_windows_are_400(
     start_app: AppClient, settings: Settings, query: str
 ) -> None:
@@ -368,3 +380,25 @@ async def test_a_cursor_beyond_sqlite_integers_means_every_row(
         got, every = await resp.json(), await plain.json()
     assert all(row in every for row in got)
     assert got or "incidents" in path  # history: at least the INITIAL row
+
+
+async def test_uptime_windows_in_minutes(start_app: AppClient, settings: Settings) -> None:
+    """1 to 99999 minutes, like hours and days: 30m is the last half hour."""
+    clock = ManualClock(wall=(T0 + 100 * MINUTE) / 1000)
+    client, site_id = await api_with_history(start_app, settings, clock)
+
+    async def checked() -> bool:
+        return len(await (await client.get(f"/sites/{site_id}/history")).json()) == 2
+
+    await eventually(checked)  # DOWN (connection refused) since the first check
+    clock.advance(3600)
+    resp = await client.get(f"/sites/{site_id}/uptime?window=30m,1m,99999m,60m,1h")
+    assert resp.status == 200
+    windows = {w["window"]: w for w in (await resp.json())["windows"]}
+    assert list(windows) == ["30m", "1m", "99999m", "60m", "1h"]
+    end = iso_ms(T0 + 160 * MINUTE)
+    assert windows["30m"]["start"] == iso_ms(T0 + 130 * MINUTE)
+    assert windows["30m"]["end"] == end
+    assert windows["30m"]["down_seconds"] == 1800.0
+    assert windows["1m"]["down_seconds"] == 60.0
+    assert windows["60m"] == {**windows["1h"], "window": "60m"}

@@ -253,7 +253,8 @@ class PageQuery(QueryModel):
     cursor: Cursor | None = None
 
 
-WINDOW_RE = r"^[1-9][0-9]{0,4}[hd]$"
+# 1 to 99999 minutes, hours or days: the same rule for each unit (99999m is about 69 days).
+WINDOW_RE = r"^[1-9][0-9]{0,4}[mhd]$"
 DEFAULT_WINDOWS = ["24h", "7d", "30d"]
 
 
@@ -261,7 +262,8 @@ class UptimeQuery(QueryModel):
     window: list[Annotated[str, Field(pattern=WINDOW_RE)]] = Field(
         default_factory=lambda: list(DEFAULT_WINDOWS),
         max_length=10,
-        description="windows like 24h, 7d, 30d, 90d, 365d; repeat or comma-separate",
+        description="windows like 30m, 24h, 7d, 30d, 365d (1 to 99999 minutes, hours or days); "
+        "repeat or comma-separate",
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from uptimed.db.maintenance import DAY, HOUR, Retention
+from uptimed.db.maintenance import DAY, HOUR, MINUTE, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
 from uptimed.db.store import Store, fetch_one
 from uptimed.models import (
@@ -101,9 +101,12 @@ async def incidents_page(
     return page, (page[-1].id if len(rows) > limit else None)
 
 
+_UNIT_MS = {"m": MINUTE, "h": HOUR, "d": DAY}
+
+
 def window_ms(window: str) -> int:
-    """``24h`` or ``7d`` in milliseconds."""
-    return int(window[:-1]) * (HOUR if window.endswith("h") else DAY)
+    """``30m``, ``24h`` or ``7d`` in milliseconds."""
+    return int(window[:-1]) * _UNIT_MS[window[-1]]
 
 
 @dataclass
