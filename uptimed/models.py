@@ -280,6 +280,8 @@ class Incident(BaseModel):
 
 
 class ResponseTimes(BaseModel):
+    """Over the checks of the window; null when it holds none."""
+
     avg: float | None
     p95: int | None
     p95_exact: bool = Field(
@@ -291,9 +293,15 @@ class ResponseTimes(BaseModel):
 
 class UptimeWindow(BaseModel):
     window: str
-    start: Timestamp
+    start: Timestamp = Field(
+        description="where the figures begin: the window's start, or the site's first finished "
+        "check if that is later (the INITIAL time before it is not monitored); equal to end "
+        "while no check has finished"
+    )
     end: Timestamp
-    uptime_percent: float | None = Field(description="time UP / time monitored in the window")
+    uptime_percent: float | None = Field(
+        description="time UP / time monitored (start to end); null while no check has finished"
+    )
     checks: int
     checks_down: int
     down_seconds: float
