@@ -66,6 +66,11 @@ _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}
 _REST = "[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
 URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_USERINFO}{_HOST}(?::{_PORT})?(?:[/?#]{_REST}*)?$"
 _URL = re.compile(URL_PATTERN)
+# What a user is told when a URL breaks that rule, after "Field 'url': ".
+URL_RULE = (
+    "Must be an http:// or https:// URL with a host name or IP address, an optional port up to "
+    "65535 and no spaces"
+)
 
 
 def _check_http_url(value: str) -> str:
@@ -82,7 +87,7 @@ def _check_http_url(value: str) -> str:
     except (ValueError, TypeError):
         ok = False
     if not ok:
-        raise PydanticCustomError("invalid_url", "Invalid URL")
+        raise PydanticCustomError("invalid_url", URL_RULE)
     return value
 
 
