@@ -94,3 +94,15 @@ def test_django_is_never_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("page", PAGES)
+async def test_a_trailing_slash_redirects_to_the_page(client: TestClient, page: str) -> None:
+    """Relative, like the pages' own links, so a reverse proxy's prefix survives."""
+    resp = await client.get(page + "/", headers=NO_AUTH, allow_redirects=False)
+    assert resp.status == 301
+    assert resp.headers["Location"] == ".." + page
+    resp = await client.get(page + "/?x=1", headers=NO_AUTH, allow_redirects=False)
+    assert resp.headers["Location"] == f"..{page}?x=1"
+    resp = await client.get(page + "/", headers=NO_AUTH)  # followed, as a browser does
+    assert (resp.status, resp.url.path, resp.content_type) == (200, page, "text/html")

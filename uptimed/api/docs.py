@@ -51,8 +51,11 @@ def _assets() -> Mapping[str, Path]:
 
 
 ASSETS = _assets()
+PAGES = {"/docs": _OWN / "swagger.html", "/redoc": _OWN / "redoc.html"}
 # What ``docs_public`` opens to visitors without credentials: none of it holds data.
-PATHS = frozenset({"/openapi.json", "/docs", "/redoc"} | {ASSETS_PREFIX + n for n in ASSETS})
+PATHS = frozenset(
+    {"/openapi.json", *PAGES, *(page + "/" for page in PAGES)} | {ASSETS_PREFIX + n for n in ASSETS}
+)
 
 routes = web.RouteTableDef()
 
@@ -64,15 +67,21 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 @routes.get("/docs")
-@operation(hidden=True)
-async def swagger_ui(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(_OWN / "swagger.html")
-
-
 @routes.get("/redoc")
 @operation(hidden=True)
-async def redoc(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(_OWN / "redoc.html")
+async def page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGES[request.match_info.route.resource.canonical])
+
+
+@routes.get("/docs/")
+@routes.get("/redoc/")
+@operation(hidden=True)
+async def page_with_slash(request: web.Request) -> web.StreamResponse:
+    """``/docs/`` is ``/docs``. A redirect, not the page: the page's links are relative to
+    ``/docs``. The Location is relative too (``../docs``), so a proxy's prefix is kept."""
+    name = request.match_info.route.resource.canonical.strip("/")
+    query = f"?{request.query_string}" if request.query_string else ""
+    raise web.HTTPMovedPermanently(f"../{name}{query}")
 
 
 @routes.get(ASSETS_PREFIX + "{name}")
