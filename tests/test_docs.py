@@ -102,7 +102,23 @@ async def test_a_trailing_slash_redirects_to_the_page(client: TestClient, page: 
     resp = await client.get(page + "/", headers=NO_AUTH, allow_redirects=False)
     assert resp.status == 301
     assert resp.headers["Location"] == ".." + page
+    assert resp.headers["Cache-Control"] == "no-store"
     resp = await client.get(page + "/?x=1", headers=NO_AUTH, allow_redirects=False)
     assert resp.headers["Location"] == f"..{page}?x=1"
     resp = await client.get(page + "/", headers=NO_AUTH)  # followed, as a browser does
     assert (resp.status, resp.url.path, resp.content_type) == (200, page, "text/html")
+
+
+@pytest.mark.parametrize("encoding", ["identity"])
+async def test_docs_files_are_cached_but_revalidated(client: TestClient, encoding: str) -> None:
+    """no-cache: a browser keeps them and asks each time (a 304), so an upgrade is seen."""
+    path = ASSETS_PREFIX + "swagger-ui-bundle.js"
+    headers = {"Accept-Encoding": encoding}
+    first = await client.get(path, headers=headers)
+    assert first.headers["Cache-Control"] == "no-cache"
+    again = await client.get(path, headers={**headers, "If-None-Match": first.headers["ETag"]})
+    assert again.status == 304
+    assert again.headers["Cache-Control"] == "no-cache"
+    assert again.headers["ETag"] == first.headers["ETag"]
+    for page in PAGES:
+        assert (await client.get(page)).headers["Cache-Control"] == "no-cache"

@@ -318,6 +318,7 @@ async def test_history_api_link_header_and_csv(start_app: AppClient, settings: S
         ]
         assert [r[0] for r in table[1:]] == (["DOWN"] if "status" in path else ["INITIAL", "DOWN"])
         assert table[-1][4] == "connection refused"
+        assert resp.headers["Cache-Control"] == "no-store"  # history is data, like the JSON
 
     clock.advance(60)
     resp = await client.get(f"/sites/{site_id}/uptime?window=24h,7d&window=24h")

@@ -9,6 +9,9 @@ the sidecar's dependency but never imported.
 The pages load only same-origin files: the two HTML pages and the init scripts live in
 ``api/static``, the rest is an allowlist of sidecar files under ``/docs/assets/``. The CSP that
 enforces this is set in ``middleware.security_headers`` for every HTML answer.
+
+Pages and assets may be cached but are revalidated on every use (``no-cache`` with an ETag), so
+an upgrade never leaves a browser with one old script beside a new one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from uptimed.api.openapi import build_spec, operation
 
@@ -56,6 +59,7 @@ PAGES = {"/docs": _OWN / "swagger.html", "/redoc": _OWN / "redoc.html"}
 PATHS = frozenset(
     {"/openapi.json", *PAGES, *(page + "/" for page in PAGES)} | {ASSETS_PREFIX + n for n in ASSETS}
 )
+_PAGE_HEADERS = {hdrs.CACHE_CONTROL: "no-cache"}
 
 routes = web.RouteTableDef()
 
@@ -70,7 +74,9 @@ async def openapi_json(request: web.Request) -> web.Response:
 @routes.get("/redoc")
 @operation(hidden=True)
 async def page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES[request.match_info.route.resource.canonical])
+    return web.FileResponse(
+        PAGES[request.match_info.route.resource.canonical], headers=_PAGE_HEADERS
+    )
 
 
 @routes.get("/docs/")
@@ -90,4 +96,4 @@ async def asset(request: web.Request) -> web.FileResponse:
     path = ASSETS.get(request.match_info["name"])
     if path is None:
         raise web.HTTPNotFound()
-    return web.FileResponse(path)
+    return web.FileResponse(path, headers=_PAGE_HEADERS)

@@ -145,12 +145,13 @@ OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: no MIME sniffing, framing or referrers anywhere; a CSP on every
-    answer (the docs pages' allows only this origin); API answers are never cached."""
+    answer (the docs pages' allows only this origin); nothing is cached unless its handler
+    says otherwise (the docs files do: they hold no data), whatever its type: JSON, CSV, an
+    error or a redirect."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     is_html = response.content_type == "text/html"
     headers.setdefault("Content-Security-Policy", HTML_CSP if is_html else OTHER_CSP)
-    if response.content_type == "application/json":
-        headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
