@@ -11,13 +11,23 @@ The pages load only same-origin files: the two HTML pages and the init scripts l
 enforces this is set in ``middleware.security_headers`` for every HTML answer.
 
 Pages and assets may be cached but are revalidated on every use (``no-cache`` with an ETag), so
-an upgrade never leaves a browser with one old script beside a new one.
+an upgrade never leaves a browser with one old script beside a new one. Scripts and styles go
+out gzipped to clients that accept it (1.77 MB of Swagger UI become 0.46 MB, ReDoc's 1.10 MB
+0.33 MB), compressed once per process at level 9 and kept in memory: compressing per request
+(``enable_compression()``) would cost some 40 ms of CPU per unauthenticated request, and
+aiohttp's precompressed siblings (``FileResponse`` serves ``x.js.gz``) would need writing
+beside the files of an installed package.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import importlib.util
+import mimetypes
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 
@@ -59,7 +69,9 @@ PAGES = {"/docs": _OWN / "swagger.html", "/redoc": _OWN / "redoc.html"}
 PATHS = frozenset(
     {"/openapi.json", *PAGES, *(page + "/" for page in PAGES)} | {ASSETS_PREFIX + n for n in ASSETS}
 )
+_COMPRESSIBLE = (".js", ".css")
 _PAGE_HEADERS = {hdrs.CACHE_CONTROL: "no-cache"}
+_ASSET_HEADERS = {**_PAGE_HEADERS, hdrs.VARY: hdrs.ACCEPT_ENCODING}
 
 routes = web.RouteTableDef()
 
@@ -90,10 +102,51 @@ async def page_with_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently(f"../{name}{query}")
 
 
+@dataclass(frozen=True)
+class _Gzipped:
+    body: bytes
+    etag: str
+
+
+@cache
+def _gzipped(path: Path) -> _Gzipped:
+    """The file gzipped, once per process; its ETag is the identity one's plus ``-gzip``."""
+    st = path.stat()
+    body = gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)
+    return _Gzipped(body, f"{st.st_mtime_ns:x}-{st.st_size:x}-gzip")
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value admits gzip: listed (or ``*``) with a q above 0."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        weights[coding] = 1.0
+        for name, _, value in (param.partition("=") for param in params):
+            if name.strip() == "q":
+                try:
+                    weights[coding] = float(value)
+                except ValueError:
+                    weights[coding] = 0.0
+    weight = next((weights[c] for c in ("gzip", "x-gzip", "*") if c in weights), 0.0)
+    return weight > 0
+
+
 @routes.get(ASSETS_PREFIX + "{name}")
 @operation(hidden=True)
-async def asset(request: web.Request) -> web.FileResponse:
+async def asset(request: web.Request) -> web.StreamResponse:
     path = ASSETS.get(request.match_info["name"])
     if path is None:
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers=_PAGE_HEADERS)
+    if path.suffix not in _COMPRESSIBLE or not accepts_gzip(
+        request.headers.get(hdrs.ACCEPT_ENCODING, "")
+    ):
+        return web.FileResponse(path, headers=_ASSET_HEADERS)
+    packed = await asyncio.get_running_loop().run_in_executor(None, _gzipped, path)
+    if any(tag.value in (packed.etag, "*") for tag in request.if_none_match or ()):
+        return web.Response(status=304, headers={**_ASSET_HEADERS, hdrs.ETAG: f'"{packed.etag}"'})
+    response = web.Response(body=packed.body, headers=_ASSET_HEADERS)
+    response.content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    response.headers[hdrs.CONTENT_ENCODING] = "gzip"
+    response.etag = packed.etag
+    return response
