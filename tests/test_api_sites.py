@@ -46,12 +46,16 @@ async def test_new_site_is_checked_within_two_seconds(client: TestClient, target
     assert first["last_status_change"] == first["last_checked"]
 
 
+URL_ERROR = (
+    "Field 'url': must be an http:// or https:// URL with a host name or IP address, an optional"
+    " port up to 65535 and no spaces."
+)
 BAD_BODIES = [
-    ({"url": "ftp://example.com", "name": "x"}, "Invalid URL"),
-    ({"url": "http://", "name": "x"}, "Invalid URL"),
-    ({"url": "example.com", "name": "x"}, "Invalid URL"),
-    ({"url": "http://exa mple.com", "name": "x"}, "Invalid URL"),
-    ({"url": "http://example.com:99999/", "name": "x"}, "Invalid URL"),
+    ({"url": "ftp://example.com", "name": "x"}, URL_ERROR),
+    ({"url": "http://", "name": "x"}, URL_ERROR),
+    ({"url": "example.com", "name": "x"}, URL_ERROR),
+    ({"url": "http://exa mple.com", "name": "x"}, URL_ERROR),
+    ({"url": "http://example.com:99999/", "name": "x"}, URL_ERROR),
     ({"name": "x"}, "Field 'url' is required."),
     ({"url": "http://example.com"}, "Field 'name' is required."),
     ({"url": "http://example.com", "name": ""}, "Field 'name'"),

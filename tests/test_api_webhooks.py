@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import Target
 
 HOOK = "http://127.0.0.1:9/api/webhooks/123456789012345678/token"
+URL_ERROR = "Field 'discord_webhook_url': must be an http:// or https:// URL"
 
 
 async def _site(client: TestClient, target: Target, name: str = "s") -> dict:
@@ -46,8 +47,8 @@ async def test_webhook_crud(client: TestClient, target: Target) -> None:
     ("body", "detail"),
     [
         ({"site_id": 999, "discord_webhook_url": HOOK}, "Site not found"),
-        ({"site_id": 1, "discord_webhook_url": "discord.com/api/webhooks/1/x"}, "Invalid URL"),
-        ({"site_id": 1, "discord_webhook_url": "javascript:alert(1)"}, "Invalid URL"),
+        ({"site_id": 1, "discord_webhook_url": "discord.com/api/webhooks/1/x"}, URL_ERROR),
+        ({"site_id": 1, "discord_webhook_url": "javascript:alert(1)"}, URL_ERROR),
         ({"site_id": "1", "discord_webhook_url": HOOK}, "Field 'site_id'"),
         ({"site_id": 0, "discord_webhook_url": HOOK}, "Field 'site_id'"),
         ({"discord_webhook_url": HOOK}, "Field 'site_id' is required."),

@@ -17,8 +17,17 @@ from uptimed.alerting import next_state
 from uptimed.config import Settings
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import DAY, MINUTE, Retention
-from uptimed.db.reports import history_page, incidents_page, uptime_window
-from uptimed.models import CheckResult, HistoryQuery, SiteIn, SiteState, Status, iso_ms
+from uptimed.db.reports import history_page, incidents_page, uptime
+from uptimed.models import (
+    CheckResult,
+    HistoryQuery,
+    Site,
+    SiteIn,
+    SiteState,
+    Status,
+    UptimeWindow,
+    iso_ms,
+)
 
 T0 = 1_739_600_000_000 // DAY * DAY  # a UTC midnight
 
@@ -48,6 +57,14 @@ async def store(tmp_path: Path) -> Store:
     s = await Store.open(tmp_path / "u.db")
     yield s  # type: ignore[misc]
     await s.close()
+
+
+async def window_of(
+    store: Store, site: Site, window: str, *, now: int, retention: Retention
+) -> UptimeWindow:
+    """One window, as ``GET /sites/{id}/uptime`` computes it."""
+    (result,) = await uptime(store, site, [window], now=now, retention=retention)
+    return result
 
 
 async def make_site(store: Store, created: int = T0, name: str = "a") -> Sim:
@@ -127,7 +144,7 @@ async def test_uptime_maths_across_window_edges(store: Store) -> None:
         await sim.check(now + k * 10 * MINUTE, up=k not in down, rtt=100 + (k % 20))
     retention = Retention()
     site = await store.get_site(sim.site_id)
-    day = await uptime_window(store, site, "24h", now=now, retention=retention)
+    day = await window_of(store, site, "24h", now=now, retention=retention)
     assert day.resolution == "raw"
     assert day.start == now - DAY
     # The first outage began at -24h10m and ended at -23h40m: 20 of its minutes are inside.
@@ -143,8 +160,9 @@ async def test_uptime_maths_across_window_edges(store: Store) -> None:
     assert day.response_time_ms.p95 == rtts[math.ceil(0.95 * len(rtts)) - 1]
     assert day.response_time_ms.avg == pytest.approx(sum(rtts) / len(rtts), abs=0.05)
 
-    week = await uptime_window(store, site, "7d", now=now, retention=retention)
-    assert week.start == site.created_at  # not monitored before it was created
+    week = await window_of(store, site, "7d", now=now, retention=retention)
+    # Not monitored before its first check, 10 minutes after it was created.
+    assert week.start == site.created_at + 10 * MINUTE
     assert week.incidents == 2
     assert week.down_seconds == pytest.approx(30 * 60 + 20 * 60)
 
@@ -156,7 +174,7 @@ async def test_uptime_and_incidents_survive_a_restart(tmp_path: Path) -> None:
     await store.close()
     store = await Store.open(tmp_path / "u.db")
     site = await store.get_site(sim.site_id)
-    w = await uptime_window(store, site, "24h", now=T0 + 11 * MINUTE, retention=Retention())
+    w = await window_of(store, site, "24h", now=T0 + 11 * MINUTE, retention=Retention())
     assert (w.incidents, w.down_seconds, w.checks_down) == (1, 600.0, 1)
     await store.close()
 
@@ -191,11 +209,11 @@ async def test_retention_rolls_up_prunes_and_keeps_long_windows(
     assert pages[11] <= pages[8] * 1.05, pages
 
     site = await store.get_site(sim.site_id)
-    w = await uptime_window(store, site, "10d", now=now, retention=retention)
+    w = await window_of(store, site, "10d", now=now, retention=retention)
     assert w.resolution == "1d"
     assert w.checks == 10 * 48  # every check counted, most of them from rollups
     assert w.checks_down == 0  # the failures of day 1 are older than 10 days
-    month = await uptime_window(store, site, "30d", now=now, retention=retention)
+    month = await window_of(store, site, "30d", now=now, retention=retention)
     assert month.checks == 12 * 48
     assert month.checks_down == 4
     assert month.incidents == 1
@@ -243,7 +261,19 @@ async def test_bad_history_parameters_are_400(
     assert fragment in (await resp.json())["detail"]
 
 
-@pytest.mark.parametrize("query", ["window=1y", "window=0d", "window=24h&window=", "window=-1h"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "window=1y",
+        "window=0d",
+        "window=24h&window=",
+        "window=-1h",
+        "window=0m",
+        "window=30s",
+        "window=100000m",
+        "window=1.5h",
+    ],
+)
 async def test_bad_uptime_windows_are_400(
     start_app: AppClient, settings: Settings, query: str
 ) -> None:
@@ -288,6 +318,7 @@ async def test_history_api_link_header_and_csv(start_app: AppClient, settings: S
         ]
         assert [r[0] for r in table[1:]] == (["DOWN"] if "status" in path else ["INITIAL", "DOWN"])
         assert table[-1][4] == "connection refused"
+        assert resp.headers["Cache-Control"] == "no-store"  # history is data, like the JSON
 
     clock.advance(60)
     resp = await client.get(f"/sites/{site_id}/uptime?window=24h,7d&window=24h")
@@ -308,12 +339,10 @@ async def test_raw_windows_are_exact_whether_or_not_rollups_exist(store: Store) 
     now = T0 + 17 * MINUTE + 5_000  # not on a minute or hour edge
     site = await store.get_site(sim.site_id)
     before = [
-        await uptime_window(store, site, w, now=now, retention=Retention()) for w in ("24h", "2d")
+        await window_of(store, site, w, now=now, retention=Retention()) for w in ("24h", "2d")
     ]
     await maintenance.run(store, now, Retention())  # rolls minutes and hours up to now - grace
-    after = [
-        await uptime_window(store, site, w, now=now, retention=Retention()) for w in ("24h", "2d")
-    ]
+    after = [await window_of(store, site, w, now=now, retention=Retention()) for w in ("24h", "2d")]
     assert [w.model_dump() for w in after] == [w.model_dump() for w in before]
     assert all(w.resolution == "raw" and w.response_time_ms.p95_exact for w in after)
 
@@ -368,3 +397,25 @@ async def test_a_cursor_beyond_sqlite_integers_means_every_row(
         got, every = await resp.json(), await plain.json()
     assert all(row in every for row in got)
     assert got or "incidents" in path  # history: at least the INITIAL row
+
+
+async def test_uptime_windows_in_minutes(start_app: AppClient, settings: Settings) -> None:
+    """1 to 99999 minutes, like hours and days: 30m is the last half hour."""
+    clock = ManualClock(wall=(T0 + 100 * MINUTE) / 1000)
+    client, site_id = await api_with_history(start_app, settings, clock)
+
+    async def checked() -> bool:
+        return len(await (await client.get(f"/sites/{site_id}/history")).json()) == 2
+
+    await eventually(checked)  # DOWN (connection refused) since the first check
+    clock.advance(3600)
+    resp = await client.get(f"/sites/{site_id}/uptime?window=30m,1m,99999m,60m,1h")
+    assert resp.status == 200
+    windows = {w["window"]: w for w in (await resp.json())["windows"]}
+    assert list(windows) == ["30m", "1m", "99999m", "60m", "1h"]
+    end = iso_ms(T0 + 160 * MINUTE)
+    assert windows["30m"]["start"] == iso_ms(T0 + 130 * MINUTE)
+    assert windows["30m"]["end"] == end
+    assert windows["30m"]["down_seconds"] == 1800.0
+    assert windows["1m"]["down_seconds"] == 60.0
+    assert windows["60m"] == {**windows["1h"], "window": "60m"}

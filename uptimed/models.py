@@ -66,6 +66,11 @@ _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}
 _REST = "[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
 URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_USERINFO}{_HOST}(?::{_PORT})?(?:[/?#]{_REST}*)?$"
 _URL = re.compile(URL_PATTERN)
+# What a user is told when a URL breaks that rule, after "Field 'url': ".
+URL_RULE = (
+    "Must be an http:// or https:// URL with a host name or IP address, an optional port up to "
+    "65535 and no spaces"
+)
 
 
 def _check_http_url(value: str) -> str:
@@ -82,7 +87,7 @@ def _check_http_url(value: str) -> str:
     except (ValueError, TypeError):
         ok = False
     if not ok:
-        raise PydanticCustomError("invalid_url", "Invalid URL")
+        raise PydanticCustomError("invalid_url", URL_RULE)
     return value
 
 
@@ -257,7 +262,8 @@ class PageQuery(QueryModel):
     cursor: Cursor | None = None
 
 
-WINDOW_RE = r"^[1-9][0-9]{0,4}[hd]$"
+# 1 to 99999 minutes, hours or days: the same rule for each unit (99999m is about 69 days).
+WINDOW_RE = r"^[1-9][0-9]{0,4}[mhd]$"
 DEFAULT_WINDOWS = ["24h", "7d", "30d"]
 
 
@@ -265,7 +271,8 @@ class UptimeQuery(QueryModel):
     window: list[Annotated[str, Field(pattern=WINDOW_RE)]] = Field(
         default_factory=lambda: list(DEFAULT_WINDOWS),
         max_length=10,
-        description="windows like 24h, 7d, 30d, 90d, 365d; repeat or comma-separate",
+        description="windows like 30m, 24h, 7d, 30d, 365d (1 to 99999 minutes, hours or days); "
+        "repeat or comma-separate",
     )
 
 
@@ -282,6 +289,8 @@ class Incident(BaseModel):
 
 
 class ResponseTimes(BaseModel):
+    """Over the checks of the window; null when it holds none."""
+
     avg: float | None
     p95: int | None
     p95_exact: bool = Field(
@@ -293,9 +302,15 @@ class ResponseTimes(BaseModel):
 
 class UptimeWindow(BaseModel):
     window: str
-    start: Timestamp
+    start: Timestamp = Field(
+        description="where the figures begin: the window's start, or the site's first finished "
+        "check if that is later (the INITIAL time before it is not monitored); equal to end "
+        "while no check has finished"
+    )
     end: Timestamp
-    uptime_percent: float | None = Field(description="time UP / time monitored in the window")
+    uptime_percent: float | None = Field(
+        description="time UP / time monitored (start to end); null while no check has finished"
+    )
     checks: int
     checks_down: int
     down_seconds: float

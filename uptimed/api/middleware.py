@@ -186,13 +186,14 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 def add_security_headers(response: web.StreamResponse) -> None:
     """No MIME sniffing, framing or referrers anywhere; a CSP on every answer (the docs pages'
-    allows only this origin); API answers are never cached. Also called for the answers to
-    malformed requests, which aiohttp sends without the app's signals."""
+    allows only this origin); nothing is cached unless its handler says otherwise (the docs
+    files do: they hold no data), whatever its type: JSON, CSV, an error or a redirect. Also
+    called for the answers to malformed requests, which aiohttp sends without the app's
+    signals."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     is_html = response.content_type == "text/html"
     headers.setdefault("Content-Security-Policy", HTML_CSP if is_html else OTHER_CSP)
-    if response.content_type == "application/json":
-        headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    headers.setdefault(hdrs.CACHE_CONTROL, "no-store")

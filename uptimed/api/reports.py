@@ -137,8 +137,7 @@ async def site_uptime(request: web.Request) -> web.Response:
     site = await app[STORE].get_site(path_id(request))
     query = parse_query(request, UptimeQuery)
     now = app[CLOCK].now_ms()
-    windows = [
-        await reports.uptime_window(app[STORE], site, w, now=now, retention=app[RETENTION])
-        for w in dict.fromkeys(query.window)
-    ]
+    windows = await reports.uptime(
+        app[STORE], site, list(dict.fromkeys(query.window)), now=now, retention=app[RETENTION]
+    )
     return web.json_response(Uptime(site_id=site.id, windows=windows).model_dump(mode="json"))

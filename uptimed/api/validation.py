@@ -25,8 +25,6 @@ def first_error(exc: ValidationError, *, what: str = "Field") -> str:
     """The first problem as a sentence that names the field (hc's ``format_first_error``)."""
     err: ErrorDetails = exc.errors(include_url=False)[0]
     kind, loc, msg = err["type"], err["loc"], err["msg"]
-    if kind == "invalid_url":
-        return "Invalid URL"
     if kind == "json_invalid":
         return "Request body is not valid JSON."
     if not loc:

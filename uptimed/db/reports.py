@@ -4,6 +4,8 @@ Every query walks the primary key (site, time) of its table, so its cost follows
 returns, not the size of the database. Windows up to the raw retention are computed from raw
 rows (exact); longer ones use hour and day rollups for the part raw rows no longer cover.
 Downtime always comes from the incidents table, which is exact for the rollups' lifetime.
+Monitored time begins with a site's first finished check (``first_result``): before it the
+status is INITIAL, which is neither up nor down, so a window holds nothing to report until then.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from uptimed.db.maintenance import DAY, HOUR, Retention
+from uptimed.db.maintenance import DAY, HOUR, LEVELS, MINUTE, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
 from uptimed.db.store import Store, fetch_one
 from uptimed.models import (
@@ -19,6 +21,7 @@ from uptimed.models import (
     Incident,
     ResponseTimes,
     Site,
+    Status,
     UptimeWindow,
 )
 
@@ -101,9 +104,68 @@ async def incidents_page(
     return page, (page[-1].id if len(rows) > limit else None)
 
 
+_UNIT_MS = {"m": MINUTE, "h": HOUR, "d": DAY}
+
+
 def window_ms(window: str) -> int:
-    """``24h`` or ``7d`` in milliseconds."""
-    return int(window[:-1]) * (HOUR if window.endswith("h") else DAY)
+    """``30m``, ``24h`` or ``7d`` in milliseconds."""
+    return int(window[:-1]) * _UNIT_MS[window[-1]]
+
+
+async def first_result(store: Store, site: Site, *, now: int, retention: Retention) -> int | None:
+    """When the site's first check ran (its ``checked_at``), or None while none has finished.
+
+    Exact while the raw history still holds the INITIAL row: the next row's ``status_since``
+    is the first check (``OPTIMISATION=1`` moves a row's ``checked_at``, never its
+    ``status_since``). Once pruning took the INITIAL row, the first bucket of the finest rollup
+    level not yet pruned back to that time holds the first check. Within it the first check is
+    known exactly when every check of the bucket had one status, which then began with the
+    first check: the oldest incident's start (all DOWN) or the oldest raw row's ``status_since``
+    (the status never changed since), if they fall in the bucket. Otherwise the bucket's start
+    stands for it, as the window's start is rounded at that resolution anyway.
+    """
+    rows = await store.reader.execute_fetchall(
+        "SELECT status, status_since FROM history WHERE site_id = ? ORDER BY checked_at LIMIT 2",
+        (site.id,),
+    )
+    if rows and rows[0][0] == STATUS_CODES[Status.INITIAL]:
+        return rows[1][1] if len(rows) > 1 else None
+    raw_since = rows[0][1] if rows else None
+    firsts: dict[str, tuple[int, int, int]] = {}  # level -> its oldest (bucket, checks, up)
+    for table, _ in LEVELS:
+        row = await fetch_one(
+            store.reader,
+            f"SELECT bucket, checks, up FROM {table} WHERE site_id = ? ORDER BY bucket LIMIT 1",
+            (site.id,),
+        )
+        if row is not None:
+            firsts[table] = (row[0], row[1], row[2])
+    if not firsts:
+        return raw_since
+    oldest = min(bucket for bucket, _, _ in firsts.values())  # the coarsest floor of it
+    kept = {
+        "rollup_minute": retention.minute_days,
+        "rollup_hour": retention.hour_days,
+        "rollup_day": retention.day_days,
+    }
+    # Finest first; a level whose pruning never reached back to ``oldest`` holds the bucket of
+    # the first check. None does once even day rollups are pruned: the oldest left stands in.
+    reaching = [t for t, _ in LEVELS if t in firsts and oldest >= now - kept[t] * DAY]
+    table = reaching[0] if reaching else min(firsts, key=lambda t: firsts[t][0])
+    size = dict(LEVELS)[table]
+    bucket, checks, up = firsts[table]
+    exact: list[int] = []
+    if up == checks and raw_since is not None:
+        exact.append(raw_since)
+    elif up == 0:
+        row = await fetch_one(
+            store.reader,
+            "SELECT started_at FROM incidents WHERE site_id = ? ORDER BY id LIMIT 1",
+            (site.id,),
+        )
+        exact.extend(v for v in (None if row is None else row[0], raw_since) if v is not None)
+    inside = [v for v in exact if bucket <= v < bucket + size]
+    return max(site.created_at, min(inside) if inside else bucket)
 
 
 @dataclass
@@ -231,10 +293,31 @@ async def _recent_stats(store: Store, site_id: int, start: int, now: int) -> _St
     return stats
 
 
+async def uptime(
+    store: Store, site: Site, windows: list[str], *, now: int, retention: Retention
+) -> list[UptimeWindow]:
+    """The figures of each window, all ending at ``now``."""
+    first = await first_result(store, site, now=now, retention=retention)
+    return [
+        await uptime_window(store, site, w, now=now, retention=retention, first=first)
+        for w in windows
+    ]
+
+
 async def uptime_window(
-    store: Store, site: Site, window: str, *, now: int, retention: Retention
+    store: Store,
+    site: Site,
+    window: str,
+    *,
+    now: int,
+    retention: Retention,
+    first: int | None,
 ) -> UptimeWindow:
-    start = max(now - window_ms(window), site.created_at)
+    """The figures of one window ending at ``now``. ``first`` is ``first_result(site)``: the
+    window starts there if that is later, and holds no monitored time while it is None."""
+    if first is None or first > now:
+        return _unknown(window, now)
+    start = max(now - window_ms(window), first)
     raw_from = now - int(retention.raw_days * DAY)
     stats = _Stats()
     resolution = "raw"
@@ -243,12 +326,15 @@ async def uptime_window(
         recent_from = _ceil(raw_from, HOUR)
         hours_from = _ceil(now - int(retention.hour_days * DAY) + HOUR, DAY)
         if start >= hours_from:
-            resolution, start = "1h", start // HOUR * HOUR
-            stats.merge(await _rollup_stats(store, "rollup_hour", site.id, start, recent_from))
+            resolution, edge = "1h", start // HOUR * HOUR
+            stats.merge(await _rollup_stats(store, "rollup_hour", site.id, edge, recent_from))
         else:
-            resolution, start = "1d", start // DAY * DAY
-            stats.merge(await _rollup_stats(store, "rollup_day", site.id, start, hours_from))
+            resolution, edge = "1d", start // DAY * DAY
+            stats.merge(await _rollup_stats(store, "rollup_day", site.id, edge, hours_from))
             stats.merge(await _rollup_stats(store, "rollup_hour", site.id, hours_from, recent_from))
+        # The window's edge is rounded down to its bucket; the first check is not (nothing
+        # before it is monitored), and rounding would count INITIAL time as up.
+        start = max(edge, first)
     stats.merge(await _recent_stats(store, site.id, recent_from, now))
     exact = resolution == "raw" and stats.checks <= EXACT_P95_MAX_CHECKS
     if exact:
@@ -273,4 +359,20 @@ async def uptime_window(
             max=stats.rt_max,
         ),
         resolution=resolution,
+    )
+
+
+def _unknown(window: str, now: int) -> UptimeWindow:
+    """No check has finished: no monitored time, so nothing to report but zero counts."""
+    return UptimeWindow.model_construct(
+        window=window,
+        start=now,
+        end=now,
+        uptime_percent=None,
+        checks=0,
+        checks_down=0,
+        down_seconds=0.0,
+        incidents=0,
+        response_time_ms=ResponseTimes(avg=None, p95=None, p95_exact=True, max=None),
+        resolution="raw",
     )

@@ -1,0 +1,246 @@
+"""Uptime knows nothing before a site's first finished check: the INITIAL time is not monitored,
+at every resolution (raw rows, hour and day rollups), and a window with nothing monitored says
+null rather than 100. Real SQLite file, synthetic checks at chosen times, exact figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import AppClient, ManualClock, Target, eventually
+from tests.test_reports import T0, Sim, make_site, window_of
+from uptimed.config import Settings
+from uptimed.db import Store, maintenance
+from uptimed.db.maintenance import DAY, HOUR, MINUTE, Retention
+from uptimed.models import UptimeWindow
+
+SECOND = 1000
+UNKNOWN_TIMES = {"avg": None, "p95": None, "p95_exact": True, "max": None}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Store:
+    s = await Store.open(tmp_path / "u.db")
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+def figures(w: UptimeWindow) -> dict[str, object]:
+    return w.model_dump(exclude={"window", "end", "resolution"})
+
+
+async def test_nothing_known_before_the_first_check(store: Store) -> None:
+    sim = await make_site(store, created=T0)
+    site = await store.get_site(sim.site_id)
+    now = T0 + 30 * SECOND
+    for window in ("30m", "24h", "7d"):
+        w = await window_of(store, site, window, now=now, retention=Retention())
+        assert figures(w) == {
+            "start": now,  # nothing monitored yet: the window is empty
+            "uptime_percent": None,
+            "checks": 0,
+            "checks_down": 0,
+            "down_seconds": 0.0,
+            "incidents": 0,
+            "response_time_ms": UNKNOWN_TIMES,
+        }, window
+
+
+async def test_a_site_never_up_is_zero_percent_up(store: Store) -> None:
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 2 * SECOND, up=False, rtt=40)  # 2 s of INITIAL: not up, not monitored
+    await sim.check(T0 + 62 * SECOND, up=False, rtt=60)
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "24h", now=T0 + 122 * SECOND, retention=Retention())
+    assert figures(w) == {
+        "start": T0 + 2 * SECOND,
+        "uptime_percent": 0.0,  # was 1.6393: the INITIAL seconds counted as up
+        "checks": 2,
+        "checks_down": 2,
+        "down_seconds": 120.0,
+        "incidents": 1,
+        "response_time_ms": {"avg": 50.0, "p95": 60, "p95_exact": True, "max": 60},
+    }
+
+
+async def test_raw_figures_count_from_the_first_check(store: Store) -> None:
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 30 * SECOND, up=True, rtt=100)
+    await sim.check(T0 + 90 * SECOND, up=False, rtt=300)
+    await sim.check(T0 + 150 * SECOND, up=True, rtt=200)
+    site = await store.get_site(sim.site_id)
+    now = T0 + 200 * SECOND
+    day = await window_of(store, site, "24h", now=now, retention=Retention())
+    assert figures(day) == {
+        "start": T0 + 30 * SECOND,
+        "uptime_percent": 64.7059,  # 110 of 170 monitored seconds
+        "checks": 3,
+        "checks_down": 1,
+        "down_seconds": 60.0,
+        "incidents": 1,
+        "response_time_ms": {"avg": 200.0, "p95": 300, "p95_exact": True, "max": 300},
+    }
+    minute = await window_of(store, site, "1m", now=now, retention=Retention())
+    assert figures(minute) == {
+        "start": now - MINUTE,
+        "uptime_percent": 83.3333,  # the outage's last 10 of 60 seconds
+        "checks": 1,
+        "checks_down": 0,
+        "down_seconds": 10.0,
+        "incidents": 1,
+        "response_time_ms": {"avg": 200.0, "p95": 200, "p95_exact": True, "max": 200},
+    }
+    assert day.resolution == minute.resolution == "raw"
+
+
+@pytest.mark.parametrize("up", [True, False], ids=["up", "down"])
+async def test_a_window_without_a_check_carries_the_known_status(store: Store, up: bool) -> None:
+    """Checked before the window began: its status is known, as the incidents table says,
+    although no check fell inside (an hourly site, a 30m window)."""
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + SECOND, up=up)
+    site = await store.get_site(sim.site_id)
+    now = T0 + SECOND + 45 * MINUTE
+    w = await window_of(store, site, "30m", now=now, retention=Retention())
+    assert figures(w) == {
+        "start": now - 30 * MINUTE,
+        "uptime_percent": 100.0 if up else 0.0,
+        "checks": 0,
+        "checks_down": 0,
+        "down_seconds": 0.0 if up else 1800.0,
+        "incidents": 0 if up else 1,
+        "response_time_ms": UNKNOWN_TIMES,
+    }
+
+
+# --- rollup resolutions: raw rows (and the INITIAL row) pruned after one day -----------------
+
+HOURLY = Retention(raw_days=1, minute_days=1, hour_days=10, day_days=30)  # 5d window: "1h"
+DAILY = Retention(raw_days=1, minute_days=1, hour_days=2, day_days=30)  # 5d window: "1d"
+CREATED = T0 + 10 * HOUR + 30 * MINUTE
+FIRST = T0 + 13 * HOUR + 15 * MINUTE  # 2h45m of INITIAL (the daemon was down), across hours
+NOW = T0 + 3 * DAY
+
+
+async def checks_every_15_minutes(
+    store: Store, retention: Retention, *, down: range = range(0), up: bool = True
+) -> Sim:
+    """From FIRST to NOW, rolling up and pruning as the daemon would; ``down`` holds the
+    indices of failed checks (all of them fail when ``up`` is False)."""
+    sim = await make_site(store, created=CREATED)
+    for k in range((NOW - FIRST) // (15 * MINUTE) + 1):
+        at = FIRST + k * 15 * MINUTE
+        await sim.check(at, up=up and k not in down, rtt=100)
+        if at % HOUR == 0:
+            await maintenance.run(store, at, retention)
+    async with store.conn.execute(
+        "SELECT count(*) FROM history WHERE site_id = ? AND status = 0", (sim.site_id,)
+    ) as cur:
+        assert tuple(await cur.fetchone()) == (0,)  # type: ignore[arg-type]  # the INITIAL row is gone: rollups must tell
+    return sim
+
+
+@pytest.mark.parametrize(
+    ("retention", "resolution"), [(HOURLY, "1h"), (DAILY, "1d")], ids=["1h", "1d"]
+)
+async def test_rollups_know_the_first_check_of_a_site_up_ever_since(
+    store: Store, retention: Retention, resolution: str
+) -> None:
+    sim = await checks_every_15_minutes(store, retention)
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "5d", now=NOW, retention=retention)
+    assert w.resolution == resolution
+    assert w.start == FIRST  # the status began with the first check: known to the millisecond
+    assert (w.uptime_percent, w.checks, w.checks_down) == (100.0, (NOW - FIRST) // 900_000 + 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("retention", "resolution", "start"),
+    [(HOURLY, "1h", T0 + 13 * HOUR), (DAILY, "1d", CREATED)],
+    ids=["1h", "1d"],
+)
+async def test_rollups_round_the_first_check_down_to_their_bucket(
+    store: Store, retention: Retention, resolution: str, start: int
+) -> None:
+    """An outage since then hides when exactly the first check ran: the window starts at the
+    first check's bucket (no earlier than the site's creation), not at the window's edge."""
+    sim = await checks_every_15_minutes(store, retention, down=range(40, 44))  # 1 h down
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "5d", now=NOW, retention=retention)
+    assert w.resolution == resolution
+    assert w.start == start
+    monitored = (NOW - start) / 1000
+    assert (w.down_seconds, w.incidents, w.checks_down) == (3600.0, 1, 4)
+    assert w.uptime_percent == round(100 * (monitored - 3600) / monitored, 4)
+
+
+@pytest.mark.parametrize(
+    ("retention", "resolution"), [(HOURLY, "1h"), (DAILY, "1d")], ids=["1h", "1d"]
+)
+async def test_rollups_know_a_site_never_up_is_zero_percent_up(
+    store: Store, retention: Retention, resolution: str
+) -> None:
+    sim = await checks_every_15_minutes(store, retention, up=False)
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "5d", now=NOW, retention=retention)
+    assert w.resolution == resolution
+    assert (w.start, w.uptime_percent, w.down_seconds) == (FIRST, 0.0, (NOW - FIRST) / 1000)
+
+
+@pytest.mark.parametrize("retention", [HOURLY, DAILY], ids=["1h", "1d"])
+async def test_rollups_know_nothing_of_a_site_never_checked(
+    store: Store, retention: Retention
+) -> None:
+    sim = await make_site(store, created=CREATED)
+    for day in range(1, 4):
+        await maintenance.run(store, T0 + day * DAY, retention)  # prunes the INITIAL row
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "5d", now=NOW, retention=retention)
+    assert (w.start, w.uptime_percent, w.checks) == (NOW, None, 0)
+
+
+# --- through the API ---------------------------------------------------------------------
+
+
+async def test_api_says_null_until_the_first_check_finishes(
+    client: TestClient, target: Target
+) -> None:
+    target.delay = 1.0  # the first check is still waiting for its answer
+    site = await (await client.post("/sites", json={"url": target.url(), "name": "x"})).json()
+    await target.wait_hits("/", 1)
+    body = await (await client.get(f"/sites/{site['id']}/uptime?window=30m,24h")).json()
+    for w in body["windows"]:
+        assert w["uptime_percent"] is None
+        assert (w["checks"], w["checks_down"], w["incidents"], w["down_seconds"]) == (0, 0, 0, 0)
+        assert w["response_time_ms"] == UNKNOWN_TIMES
+        assert w["start"] == w["end"]
+
+    async def checked() -> dict:
+        body = await (await client.get(f"/sites/{site['id']}/uptime?window=30m")).json()
+        return body if body["windows"][0]["checks"] else {}
+
+    w = (await eventually(checked))["windows"][0]
+    assert w["uptime_percent"] == 100.0
+
+
+async def test_api_site_never_up_is_zero_percent_up(
+    start_app: AppClient, settings: Settings
+) -> None:
+    """The monitor writes the first check 1 ms after the creation when the clock has not
+    moved: that millisecond counted as up (the issue's "0.0024")."""
+    clock = ManualClock(wall=(T0 + 100 * MINUTE) / 1000)
+    client = await start_app(settings, clock.clock())
+    body = {"url": "http://127.0.0.1:9/", "name": "refused", "check_interval_seconds": 86400}
+    site = await (await client.post("/sites", json=body)).json()
+
+    async def down() -> bool:
+        rows = await (await client.get(f"/sites/{site['id']}/history")).json()
+        return [r["status"] for r in rows] == ["INITIAL", "DOWN"]
+
+    await eventually(down)
+    clock.advance(60)
+    w = (await (await client.get(f"/sites/{site['id']}/uptime?window=1h")).json())["windows"][0]
+    assert (w["uptime_percent"], w["checks"], w["checks_down"], w["incidents"]) == (0.0, 1, 1, 1)
+    assert w["down_seconds"] == 59.999  # from the first check, 1 ms after the creation
