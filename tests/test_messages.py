@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import AppClient, Target
+from tests.conftest import AppClient, Target, eventually
 from tests.fake_discord import FakeDiscord
 from uptimed.config import Settings
 
@@ -33,6 +33,10 @@ async def test_a_recovery_says_what_the_outage_was_also_after_a_restart(
     assert fields(down)["Reason"] == "timeout after 2s"
     assert "Response time" not in fields(down)  # no answer: there is no response time to show
 
+    async def delivered() -> bool:
+        return (await (await client.get("/webhooks")).json())[0]["pending"] == 0
+
+    await eventually(delivered)
     await client.close()  # the outage's reason must come back from the database
     target.delays["/s"] = 0
     client = await start_app(settings)
