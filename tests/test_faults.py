@@ -20,7 +20,7 @@ import libfaketime
 import pytest
 from aiohttp import web
 
-from tests.conftest import Target
+from tests.conftest import Target, eventually
 from tests.daemon import Daemon, api, daemon_fixture  # noqa: F401
 
 
@@ -164,3 +164,39 @@ async def test_the_database_deleted_under_it_is_noticed_within_seconds(daemon: D
     async with aiohttp.ClientSession() as s, s.get(daemon.base + "/healthz") as r:
         body = await r.json()
         assert r.status == 503 and "was deleted or replaced" in body["detail"], body
+
+
+async def healthz(daemon: Daemon) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as s, s.get(daemon.base + "/healthz") as r:
+        return r.status, await r.json()
+
+
+async def test_a_disk_that_refuses_writes_is_a_503_and_shows_on_healthz(
+    daemon: Daemon, target: Target
+) -> None:
+    await daemon.start()
+    assert daemon.proc is not None
+    site = {"url": target.url("/w"), "name": "w", "check_interval_seconds": 1}
+    assert (await api(daemon, "POST", "/sites", site))[0] == 200
+    await target.wait_hits("/w", 2)
+
+    # No file of the daemon may grow: every SQLite write fails (disk I/O error), reads work.
+    pid = daemon.proc.pid
+    limits = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, limits[1]))
+    try:
+        status, body = await api(daemon, "POST", "/sites", site)
+        assert status == 503, body
+        assert "cannot be used right now" in body["detail"], body  # type: ignore[index]
+        status, body = await healthz(daemon)
+        assert status == 503 and "database" in body["detail"], body
+        assert (await api(daemon, "GET", "/sites"))[0] == 200  # reads still answer
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
+
+    assert (await api(daemon, "POST", "/sites", site))[0] == 200
+
+    async def healthy() -> bool:
+        return (await healthz(daemon))[0] == 200
+
+    await eventually(healthy)

@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import logging
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from aiohttp import hdrs, web
 
 from uptimed.api.ratelimit import SlidingWindow
 from uptimed.api.validation import BadRequest
-from uptimed.app_keys import SETTINGS
+from uptimed.app_keys import HEALTH, SETTINGS
 from uptimed.db import NotFound
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REALM = 'Basic realm="uptimed"'
 AUTH_FAILURE_WINDOW = 60.0
+DATABASE_RETRY_AFTER = 5  # seconds a client is asked to wait when the database refuses
 
 _FRAMEWORK_DETAILS = {
     404: "Not found: no such endpoint.",
@@ -74,6 +76,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = {k: v for k, v in e.headers.items() if k in (hdrs.ALLOW, hdrs.RETRY_AFTER)}
         detail = _FRAMEWORK_DETAILS.get(e.status) or e.reason
         return error_response(e.status, detail, headers)
+    except sqlite3.OperationalError as e:
+        # A full or read-only disk, an I/O error, a lock held too long: not a bug, and the
+        # client can try again. The transaction was rolled back, so nothing changed.
+        request.app[HEALTH].fail("database", f"the API cannot use the database: {e}")
+        return error_response(
+            503,
+            f"The database cannot be used right now ({e}); nothing was changed. Try again later.",
+            {hdrs.RETRY_AFTER: str(DATABASE_RETRY_AFTER)},
+        )
     except Exception:
         log.exception("unhandled error method=%s path=%s", request.method, request.path)
         return error_response(500, "Internal server error; the log has the details.")
