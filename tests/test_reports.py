@@ -395,6 +395,8 @@ async def test_a_cursor_beyond_sqlite_integers_means_every_row(
         got, every = (await resp.text()).splitlines(), (await plain.text()).splitlines()
     else:
         got, every = await resp.json(), await plain.json()
+        if "incidents" in path:  # an open incident's duration grows between the two answers
+            got, every = [i["id"] for i in got], [i["id"] for i in every]
     assert all(row in every for row in got)
     assert got or "incidents" in path  # history: at least the INITIAL row
 
