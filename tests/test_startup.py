@@ -12,6 +12,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -121,9 +122,10 @@ async def test_unusable_database_exits_2_with_one_line(
             tmp_path, daemon_env(), "--port", str(free_port()), preexec_fn=preexec_fn
         )
     finally:
-        db.parent.chmod(0o755) if db.parent.is_dir() else None
+        if db.parent.is_dir():
+            db.parent.chmod(0o755)  # for the clean-up of tmp_path
     assert result.code == 2, result
-    assert result.lines == [result.lines[0]], result.stderr  # exactly one line
+    assert len(result.lines) == 1, result.stderr
     assert result.lines[0].startswith(f"uptimed: cannot open database {db}: "), result.lines
     assert reason in result.lines[0]
     assert "Traceback" not in result.stderr + result.stdout
@@ -160,6 +162,18 @@ async def test_second_process_on_one_database_exits_2_naming_the_holder(daemon: 
     await daemon.stop(signal.SIGKILL)  # the kernel frees the lock with the holder
     await daemon.start()
     assert (await api(daemon, "GET", "/sites"))[0] == 200
+
+
+async def test_a_port_in_use_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await run_to_exit(tmp_path, daemon_env(), "--port", str(port))
+    assert result.code == 2, result
+    assert result.lines[-1].startswith("uptimed: cannot start: ")
+    assert "address already in use" in result.lines[-1]
+    assert "Traceback" not in result.stderr
 
 
 async def test_start_line_and_a_new_database_at_warning(

@@ -9,7 +9,6 @@ process). It holds the holder's pid, for the second process' one-line refusal.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 from pathlib import Path
 
@@ -26,6 +25,8 @@ def acquire(database: Path) -> int:
     """Lock ``database`` for this process and return the lock's descriptor: keep it open (it is
     not inherited by children: ``O_CLOEXEC``). Raises ``AlreadyRunning``, or ``OSError`` when the
     lock file cannot be created (a missing or unwritable directory)."""
+    import fcntl  # POSIX only: process.py does not lock on Windows
+
     path = lock_path(database)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
