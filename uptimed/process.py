@@ -35,16 +35,28 @@ class StartError(Exception):
     """uptimed cannot start; ``str(e)`` is the one line to print (without ``uptimed: ``)."""
 
 
+# Defaults that are not a plain value: what happens when the setting is missing.
+_SHOWN_DEFAULTS = {"valid_username": "admin", "valid_password": "(generated, logged once)"}
+
+
+def _default(field: str) -> str:
+    value = Settings.model_fields[field].default
+    if field in _SHOWN_DEFAULTS:
+        return _SHOWN_DEFAULTS[field]
+    if value is None:
+        return "(none)"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _environment_help() -> str:
     lines = [
-        "environment variables (flags win over them, they win over .env, .env over the TOML",
-        "file; README.md, Configuration, explains each; uptimed.toml.example shows them all):",
+        "environment variables, with their defaults (flags win over them, they win over .env,",
+        ".env over the TOML file; README.md, Configuration, explains each setting and",
+        "uptimed.toml.example shows them all):",
     ]
-    for name, field in ENV_FIELDS.items():
-        info = Settings.model_fields[field]
-        default = "(none)" if info.default is None else str(info.default)
-        lines.append(f"  {name:<40} {default}")
-    lines.append(f"  {CONFIG_ENV:<40} (none): the TOML file, as --config")
+    width = max(map(len, ENV_FIELDS)) + 2
+    lines += [f"  {name:<{width}}{_default(field)}" for name, field in ENV_FIELDS.items()]
+    lines.append(f"  {CONFIG_ENV:<{width}}(none): the TOML file, as --config")
     return "\n".join(lines)
 
 
