@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import logging
 import os
 import re
 import resource
@@ -145,6 +146,20 @@ async def test_failed_open_leaves_no_database_thread(tmp_path: Path) -> None:
         return threading.active_count() <= before
 
     await eventually(threads_gone, timeout=5)
+
+
+async def test_an_empty_file_is_a_new_database_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A start that failed on a full disk can leave an empty file: the next start creates the
+    database in it, and says so."""
+    path = tmp_path / "u.db"
+    path.touch()
+    with caplog.at_level(logging.WARNING, logger="uptimed.db.store"):
+        for _ in range(2):
+            await (await Store.open(path)).close()
+    created = [r for r in caplog.records if "new, empty database" in r.getMessage()]
+    assert len(created) == 1 and str(path) in created[0].getMessage()
 
 
 async def test_second_process_on_one_database_exits_2_naming_the_holder(daemon: Daemon) -> None:

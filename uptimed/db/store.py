@@ -82,7 +82,8 @@ def check_files(path: Path) -> bool:
     """What SQLite needs of the file system, with the OS's reason when it is missing: the
     directory (made if missing: a first start needs no mkdir) takes new files (the ``-wal`` and
     ``-shm`` beside the database), and an existing file opens for writing. Returns whether the
-    database file is new. ``open`` calls it; the process calls it first, before its lock."""
+    database is new (no file, or an empty one). ``open`` calls it; the process calls it first,
+    before it takes its lock."""
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +106,10 @@ def check_files(path: Path) -> bool:
         return True
     except OSError as e:  # EACCES or EROFS (read-only), EISDIR
         raise DatabaseUnavailable(path, _os_reason(e)) from e
-    os.close(fd)
-    return False
+    try:
+        return os.fstat(fd).st_size == 0  # left empty by a start that failed: new all the same
+    finally:
+        os.close(fd)
 
 
 # Every Site the store builds has all its fields set, so all share one fields-set: pydantic
@@ -197,7 +200,8 @@ class Store:
         aiosqlite's threads are not daemons, and one left open keeps the process from exiting.
         """
         created = check_files(path)
-        conn = reader = None
+        conn: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
             conn.row_factory = sqlite3.Row
