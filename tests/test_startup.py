@@ -148,6 +148,29 @@ async def test_failed_open_leaves_no_database_thread(tmp_path: Path) -> None:
     await eventually(threads_gone, timeout=5)
 
 
+LEAKS_A_THREAD = """
+import sys, threading
+from uptimed import process
+threading.Thread(target=threading.Event().wait, name="leaked").start()  # never ends
+sys.exit(process.failed(RuntimeError("boom")))
+"""
+
+
+async def test_a_failed_run_ends_even_with_a_thread_left_behind(tmp_path: Path) -> None:
+    """The last guard of a failed start: whatever thread a failure leaves, the process ends."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LEAKS_A_THREAD, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout=15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 2
+    assert err.decode().splitlines() == ["uptimed: cannot start: boom"]
+
+
 async def test_an_empty_file_is_a_new_database_too(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
