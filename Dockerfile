@@ -19,8 +19,10 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
 
+# The check follows UPTIMED_PORT as the daemon does (8000 if unset, or if it is the tcp://
+# address Kubernetes sets for a Service named uptimed): change the port with -e UPTIMED_PORT.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; p = os.environ.get('UPTIMED_PORT', '').strip(); p = '8000' if not p or p.lower().startswith('tcp://') else p; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=2).status != 200)"]
 
 ENTRYPOINT ["uptimed"]
 CMD ["--host", "0.0.0.0"]

@@ -8,7 +8,9 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,13 @@ class Daemon:
         self.proc: asyncio.subprocess.Process | None = None
         self.base = f"http://127.0.0.1:{port}"
 
-    async def start(self, *args: str, **popen: Any) -> None:
-        """``popen``: extra arguments for the subprocess, e.g. a ``preexec_fn`` setting limits."""
+    async def start(self, *args: str, port_flag: bool = True, **popen: Any) -> None:
+        """Start and wait for /healthz. ``port_flag=False``: the port must come from the
+        environment or a config file (the test sets ``self.port`` to match). ``popen``: extra
+        arguments for the subprocess, e.g. a ``preexec_fn`` setting limits."""
+        port = ["--port", str(self.port)] if port_flag else []
         self.proc = await asyncio.create_subprocess_exec(
-            *uptimed_command(), "--port", str(self.port), *args,
+            *uptimed_command(), *port, *args,
             cwd=self.cwd, env=self.env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, **popen,
         )  # fmt: skip
@@ -63,16 +68,56 @@ class Daemon:
         return self.proc.returncode or 0, out.decode()
 
 
-@pytest.fixture(name="daemon")
-async def daemon_fixture(tmp_path: Path) -> AsyncIterator[Daemon]:
-    env = {
+def daemon_env() -> dict[str, str]:
+    """The test's environment without any UPTIMED_ setting, plus a login and a database."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")},
         "VALID_USERNAME": USER,
         "VALID_PASSWORD": PASSWORD,
         "DATABASE_URL": "sqlite:///data/uptimed.db",
         "UPTIMED_STARTUP_SPREAD_SECONDS": "1",
     }
-    d = Daemon(tmp_path, free_port(), env)
+
+
+@dataclass
+class Exited:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stderr.strip().splitlines()
+
+
+async def run_to_exit(
+    cwd: Path,
+    env: dict[str, str],
+    *args: str,
+    preexec_fn: Callable[[], None] | None = None,
+    timeout: float = 15,
+) -> Exited:
+    """Run ``uptimed *args`` expecting it to end by itself (a refused start, --help); a process
+    still running after ``timeout`` fails the test (and is killed)."""
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *uptimed_command(), *args, cwd=cwd, env=env, preexec_fn=preexec_fn,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"uptimed {' '.join(args)} still running after {timeout}s") from None
+    assert proc.returncode is not None
+    return Exited(proc.returncode, out.decode(), err.decode(), time.monotonic() - started)
+
+
+@pytest.fixture(name="daemon")
+async def daemon_fixture(tmp_path: Path) -> AsyncIterator[Daemon]:
+    d = Daemon(tmp_path, free_port(), daemon_env())
     yield d
     if d.proc is not None and d.proc.returncode is None:
         d.proc.kill()

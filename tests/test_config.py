@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import AppClient
-from uptimed.config import ConfigError, Settings, database_path, load_settings
+from uptimed.config import ENV_FIELDS, ConfigError, Settings, database_path, load, load_settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_env_names() -> list[str]:
+    """The environment names in README's Configuration table: the documented ones."""
+    return re.findall(r"^\| `([A-Z_]+)` \|", README.read_text(), re.MULTILINE)
+
 
 ENV_NAMES = [
-    "UPTIMED_HOST", "UPTIMED_PORT", "UPTIMED_CONFIG", "UPTIMED_LOG_LEVEL", "VALID_USERNAME",
-    "VALID_PASSWORD", "DATABASE_URL", "RATE_LIMIT", "RATE_WINDOW", "OPTIMISATION",
-    "DEFAULT_TIMEOUT_SECONDS", "AUTH_FAILURE_LIMIT", "REDIS_URL",
+    *ENV_FIELDS, "UPTIMED_CONFIG", "PORT", "HOST", "LOG_LEVEL", "DATABASE", "KEEP_ALIVE"
 ]  # fmt: skip
 
 
@@ -126,3 +133,68 @@ async def test_redis_url_is_accepted_and_ignored(
     assert [
         r for r in caplog.records if "REDIS_URL" in r.getMessage() and "no broker" in r.getMessage()
     ]
+
+
+def test_readme_documents_exactly_the_names_read() -> None:
+    assert sorted(readme_env_names()) == sorted([*ENV_FIELDS, "UPTIMED_CONFIG"])
+
+
+def test_field_names_in_the_environment_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic-settings reads ``PORT`` for the field ``port``; shells export ``HOST``."""
+    for name, value in {"PORT": "8017", "HOST": "0.0.0.0", "KEEP_ALIVE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    (Path(".env")).write_text("LOG_LEVEL=DEBUG\nMAX_CONCURRENT_CHECKS=3\n")
+    s = load_settings()
+    assert (s.port, s.host, s.keep_alive) == (8000, "127.0.0.1", False)
+    assert (s.log_level, s.max_concurrent_checks) == ("INFO", 500)
+    monkeypatch.setenv("UPTIMED_KEEP_ALIVE", "1")
+    (Path(".env")).write_text("UPTIMED_LOG_LEVEL=DEBUG\nrate_limit=7\n")
+    s = load_settings()
+    assert (s.keep_alive, s.log_level, s.rate_limit) == (True, "DEBUG", 7)
+
+
+def test_kubernetes_service_address_is_ignored_with_a_notice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UPTIMED_PORT", "tcp://10.0.0.11:8000")
+    loaded = load()
+    assert loaded.settings.port == 8000
+    (notice,) = loaded.notices
+    assert notice.startswith("UPTIMED_PORT=tcp://10.0.0.11:8000 ignored: Kubernetes")
+    monkeypatch.setenv("UPTIMED_PORT", "8017")
+    assert load().notices == () and load().settings.port == 8017
+
+
+def test_sources_name_what_gave_a_value(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load().sources == ()
+    toml = tmp_path / "u.toml"
+    toml.write_text("rate_limit = 5\n")
+    Path(".env").write_text("OTHER_APP=1\n")  # no name of ours: not a source
+    assert load(config=toml).sources == (str(toml),)
+    Path(".env").write_text("RATE_LIMIT=6\n")
+    monkeypatch.setenv("RATE_WINDOW", "7")
+    assert load({"port": 1}, toml).sources == (str(toml), ".env", "environment", "flags")
+
+
+@pytest.mark.parametrize(
+    ("env", "secret", "shown"),
+    [
+        ({"DATABASE_URL": "postgresql://u:pw-1@host/db"}, "pw-1", "postgresql://***@host/db"),
+        ({"DATABASE_URL": "mysql://admin@db/x"}, "admin", "mysql://***@db/x"),
+        ({"VALID_PASSWORD": ""}, None, "VALID_PASSWORD: "),
+    ],
+)
+def test_config_errors_redact_secrets(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], secret: str | None, shown: str
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    assert shown in str(e.value)
+    assert secret is None or secret not in str(e.value)
+
+
+def test_a_flag_error_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match=r"^--port: .*\(got 'abc'\)$"):
+        load_settings({"port": "abc"})

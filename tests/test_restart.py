@@ -111,10 +111,10 @@ async def test_sigkill_loses_no_acknowledged_site_or_webhook(
         ({"DATABASE_URL": "postgres://db/uptimed"}, [], "DATABASE_URL"),
         ({"RATE_LIMIT": "many"}, [], "RATE_LIMIT"),
         ({"OPTIMISATION": "maybe"}, [], "OPTIMISATION"),
-        ({}, ["--port", "70000"], "UPTIMED_PORT"),
+        ({}, ["--port", "70000"], "--port"),  # a flag's error names the flag (issue 16.12)
         ({}, ["--config", "missing.toml"], "missing.toml"),
         ({"UPTIMED_CONFIG": "bad.toml"}, [], "bad.toml"),
-        ({}, ["--log-level", "LOUD"], "UPTIMED_LOG_LEVEL"),
+        ({}, ["--log-level", "LOUD"], "--log-level"),
     ],
     ids=[
         "db-scheme",

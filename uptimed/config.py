@@ -2,14 +2,19 @@
 
 Environment names are the ones users already have in their ``.env`` files (``VALID_USERNAME``,
 ``DATABASE_URL``, ``RATE_LIMIT``, ...); uptimed's own additions carry the ``UPTIMED_`` prefix.
-In the TOML file every setting is written by its field name (see ``uptimed.toml.example``).
-Any problem is a ``ConfigError`` with one line naming the setting.
+Only those names (``ENV_FIELDS``, the table in README.md) are read: pydantic-settings would also
+read a field's own name (``PORT``, ``HOST``), which shells and orchestrators set for other
+programs. In the TOML file every setting is written by its field name (see
+``uptimed.toml.example``). Any problem is a ``ConfigError`` with one line naming the setting
+(the flag, when a flag gave the value), with secrets redacted.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,18 +26,24 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from uptimed.redact import is_secret_name, redact
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATABASE_URL = "sqlite:///./uptimed.db"
 SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
+CONFIG_ENV = "UPTIMED_CONFIG"
 
 
 class ConfigError(Exception):
@@ -148,10 +159,60 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (
             init_settings,
-            env_settings,
-            dotenv_settings,
+            DocumentedNames(settings_cls, env_settings, environment=True),
+            DocumentedNames(settings_cls, dotenv_settings, environment=False),
             TomlConfigSettingsSource(settings_cls),
         )
+
+
+def env_name(field: str) -> str:
+    """The environment name of a setting, the one a user would grep for (README's table)."""
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return str(info.validation_alias.choices[0])
+    return field.upper()
+
+
+# Every environment name uptimed reads, with its field; UPTIMED_CONFIG is read by load().
+ENV_FIELDS: dict[str, str] = {env_name(field): field for field in Settings.model_fields}
+
+
+def is_service_address(value: str | None) -> bool:
+    """``tcp://10.0.0.11:8000``: what Kubernetes sets as ``UPTIMED_PORT`` for a Service named
+    ``uptimed`` (docker links did the same). It is where the Service is, not a port to listen on."""
+    return value is not None and value.strip().lower().startswith("tcp://")
+
+
+class DocumentedNames(PydanticBaseSettingsSource):
+    """The values of one pydantic-settings environment source (the process environment or
+    ``.env``), read by the documented names only. pydantic-settings parses; this picks."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        source: PydanticBaseSettingsSource,
+        *,
+        environment: bool,
+    ) -> None:
+        super().__init__(settings_cls)
+        assert isinstance(source, EnvSettingsSource)  # DotEnvSettingsSource is one too
+        self._vars: Mapping[str, str | None] = source.env_vars  # keys lower-cased
+        self._environment = environment
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._vars.get(env_name(field_name).lower()), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in ENV_FIELDS.items():
+            value = self._vars.get(name.lower())
+            if value is None:
+                continue
+            if self._environment and name == "UPTIMED_PORT" and is_service_address(value):
+                continue  # Kubernetes' Service address: see is_service_address, load()
+            # Keyed as pydantic-settings keys them (the alias if any), so sources merge.
+            values[name if Settings.model_fields[field].validation_alias else field] = value
+        return values
 
 
 def database_path(url: str) -> Path:
@@ -165,14 +226,6 @@ def database_path(url: str) -> Path:
     raise ValueError(
         "only SQLite is supported: use sqlite:///relative/path or sqlite:////absolute/path"
     )
-
-
-def _setting_name(field: str) -> str:
-    """The name a user would grep for: the environment name of the setting."""
-    info = Settings.model_fields.get(field)
-    if info is not None and isinstance(info.validation_alias, AliasChoices):
-        return str(info.validation_alias.choices[0])
-    return field.upper()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -190,9 +243,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """Settings and how they were made: ``sources`` lowest first (the TOML path, ``.env``,
+    ``environment``, ``flags``: those that gave at least one value) and ``notices``, WARNING
+    lines for the caller to log once logging is set up."""
+
+    settings: Settings
+    sources: tuple[str, ...]
+    notices: tuple[str, ...]
+
+
 def load_settings(overrides: dict[str, Any] | None = None, config: Path | None = None) -> Settings:
     """Build Settings; ``overrides`` are CLI flags (field names), ``config`` the TOML path."""
-    path = config or (Path(p) if (p := os.environ.get("UPTIMED_CONFIG")) else None)
+    return load(overrides, config).settings
+
+
+def load(overrides: dict[str, Any] | None = None, config: Path | None = None) -> Loaded:
+    """``load_settings``, with the sources used and the notices to log."""
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    path = config or (Path(p) if (p := os.environ.get(CONFIG_ENV)) else None)
     cls: type[Settings] = Settings
     if path is not None:
         _read_toml(path)
@@ -200,11 +270,37 @@ def load_settings(overrides: dict[str, Any] | None = None, config: Path | None =
             "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
         )
     try:
-        return cls(**{k: v for k, v in (overrides or {}).items() if v is not None})
+        settings = cls(**flags)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = _setting_name(str(err["loc"][0])) if err["loc"] else "config"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        got = err.get("input")
-        shown = "" if "password" in where.lower() or isinstance(got, dict) else f" (got {got!r})"
-        raise ConfigError(f"{where}: {msg}{shown}") from None
+        raise ConfigError(_first_error(e, flags)) from None
+    sources = [str(path)] if path is not None else []
+    if DocumentedNames(Settings, DotEnvSettingsSource(Settings), environment=False)():
+        sources.append(".env")
+    if DocumentedNames(Settings, EnvSettingsSource(Settings), environment=True)():
+        sources.append("environment")
+    if flags:
+        sources.append("flags")
+    notices = []
+    if is_service_address(port := os.environ.get("UPTIMED_PORT")):
+        notices.append(
+            f"UPTIMED_PORT={port} ignored: Kubernetes sets it for a Service named uptimed (the"
+            f" Service's address, not a port to listen on); listening on port {settings.port}"
+        )
+    return Loaded(settings, tuple(sources), tuple(notices))
+
+
+def _first_error(e: ValidationError, flags: Mapping[str, Any]) -> str:
+    """One line: the setting by the name the user gave it (``--port`` for a flag, else the
+    environment name), pydantic's reason, and the value unless it is a secret (redacted)."""
+    err = e.errors()[0]
+    loc = str(err["loc"][0]) if err["loc"] else ""
+    field = ENV_FIELDS.get(loc, loc)
+    if field in flags:
+        where = "--" + field.replace("_", "-")
+    else:
+        where = env_name(field) if field else "config"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    secret = is_secret_name(where) or isinstance(got, (dict, SecretStr))
+    shown = "" if secret else f" (got {got!r})"
+    return redact(f"{where}: {msg}{shown}")

@@ -7,17 +7,21 @@ Writes that span several statements hold ``Store._write_lock``: the one connecti
 every coroutine, and without the lock one coroutine's statements would land inside another's
 transaction. Only the public methods commit.
 
-Errors: ``NotFound`` (a site or webhook id that does not exist); anything else is a bug or a
-broken disk and propagates.
+Errors: ``NotFound`` (a site or webhook id that does not exist); ``DatabaseUnavailable`` (at
+``open``: a path, file or directory that cannot hold a writable database, one line with the
+reason); anything else is a bug or a broken disk and propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import aiosqlite
@@ -37,6 +41,8 @@ from uptimed.models import (
     WebhookIn,
 )
 
+log = logging.getLogger(__name__)
+
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 AUTO_VACUUM_INCREMENTAL = 2
 
@@ -47,6 +53,63 @@ _SITE_COLUMNS = (
 
 class NotFound(Exception):
     """The site or webhook does not exist; ``str(e)`` is the API's detail text."""
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be opened, read or written at start; ``str(e)`` is one line:
+    ``cannot open database /data/uptimed.db: permission denied``."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot open database {path.absolute()}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _log_created(path: Path) -> None:
+    """At WARNING: a database that vanished (moved, deleted, a wrong DATABASE_URL) would
+    otherwise come back empty without a word."""
+    log.warning(
+        "created a new, empty database %s: none was there (if one should be, it was moved or"
+        " deleted, or DATABASE_URL names another file)",
+        path.absolute(),
+    )
+
+
+def _os_reason(e: OSError) -> str:
+    return (e.strerror or str(e)).lower()
+
+
+def check_files(path: Path) -> bool:
+    """What SQLite needs of the file system, with the OS's reason when it is missing: the
+    directory (made if missing: a first start needs no mkdir) takes new files (the ``-wal`` and
+    ``-shm`` beside the database), and an existing file opens for writing. Returns whether the
+    database is new (no file, or an empty one). ``open`` calls it; the process calls it first,
+    before it takes its lock."""
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DatabaseUnavailable(path, f"{parent.absolute()} is not a directory") from None
+    except OSError as e:
+        reason = f"cannot create {parent.absolute()}: {_os_reason(e)}"
+        raise DatabaseUnavailable(path, reason) from e
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise DatabaseUnavailable(
+            path, f"{_os_reason(e)} (cannot create files in {parent.absolute()})"
+        ) from e
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    except OSError as e:  # EACCES or EROFS (read-only), EISDIR
+        raise DatabaseUnavailable(path, _os_reason(e)) from e
+    try:
+        return os.fstat(fd).st_size == 0  # left empty by a start that failed: new all the same
+    finally:
+        os.close(fd)
 
 
 # Every Site the store builds has all its fields set, so all share one fields-set: pydantic
@@ -129,19 +192,28 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power cut can
-        # lose the last transactions. FULL would make each commit wait on fsync.
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        # Keep the WAL file from staying at its high-water mark after a burst of writes.
-        await conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-        store = cls(conn)
+        """Open (or create, with a WARNING) the database at ``path`` for reading and writing.
+
+        Raises ``DatabaseUnavailable`` (one line: path and reason) for a path that cannot hold
+        a writable database: checked before SQLite, which would open a read-only file read-only
+        and fail only at the first write. On any failure every connection is closed again:
+        aiosqlite's threads are not daemons, and one left open keeps the process from exiting.
+        """
+        created = check_files(path)
+        conn: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
         try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power
+            # cut can lose the last transactions. FULL would make each commit wait on fsync.
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            # Keep the WAL file from staying at its high-water mark after a burst of writes.
+            await conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            store = cls(conn)
             await store._migrate()
             # API reads get a connection (and thread) of their own: in WAL mode they read the
             # last commit without waiting for a write or a maintenance batch on the other one.
@@ -150,9 +222,16 @@ class Store:
             await reader.execute("PRAGMA query_only=ON")
             await reader.execute("PRAGMA busy_timeout=5000")
             store._reader = reader
-        except BaseException:
-            await conn.close()
+        except BaseException as e:
+            for c in (reader, conn):
+                if c is not None:
+                    with suppress(Exception):
+                        await c.close()
+            if isinstance(e, (sqlite3.Error, OSError)):
+                raise DatabaseUnavailable(path, str(e)) from e
             raise
+        if created:
+            _log_created(path)
         return store
 
     @property
@@ -182,7 +261,7 @@ class Store:
             # Must be set before the first table: lets pruning hand pages back to the disk.
             await self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise sqlite3.DatabaseError(
                 f"database schema version {version} is newer than this uptimed ({SCHEMA_VERSION})"
             )
         # A migration may rebuild a table that others reference: with foreign keys on, its
