@@ -242,6 +242,8 @@ class _Attempts:
         self._message = message
         self._deadline_ms = message.created_at + dispatcher._give_up_after * 1000
         self._odd = ""  # what was odd about the last wait Discord asked for
+        self._final = False  # the wait just computed ends at the give-up time
+        self._done = False  # the try at the give-up time failed too
         self.count = 0
 
     async def send(self) -> Delivery:
@@ -259,24 +261,27 @@ class _Attempts:
     def wait(self, state: RetryCallState) -> float:
         """The backoff, or Discord's value clamped to [backoff, ceiling]; never past give-up."""
         d = self._d
+        self._done = self._final
         exc = state.outcome.exception() if state.outcome else None
-        floor = float(d._backoff(state))
+        wait = float(d._backoff(state))  # the floor
         left = max(0.0, (self._deadline_ms - d._clock.now_ms()) / 1000)
         self._odd = ""
         asked = exc.retry_after if isinstance(exc, NotifyError) else None
-        if asked is None:
-            return min(floor, left)
-        is_global = isinstance(exc, NotifyError) and exc.is_global
-        ceiling = d._backoff_max if is_global else d._give_up_after
-        wait = min(max(asked, floor), ceiling)
-        if asked <= 0 or asked > ceiling:
-            self._odd = f"; a wait of {asked:g}s is out of range: waiting {wait:.3g}s instead"
-        if is_global:
-            d._global_pause_until = max(d._global_pause_until, d._clock.monotonic() + wait)
+        if asked is not None:
+            is_global = isinstance(exc, NotifyError) and exc.is_global
+            ceiling = d._backoff_max if is_global else d._give_up_after
+            wait = min(max(asked, wait), ceiling)
+            if asked <= 0 or asked > ceiling:
+                self._odd = f"; a wait of {asked:g}s is out of range: waiting {wait:.3g}s instead"
+            if is_global:
+                d._global_pause_until = max(d._global_pause_until, d._clock.monotonic() + wait)
+        self._final = wait >= left
         return min(wait, left)
 
     def expired(self, state: RetryCallState) -> bool:
-        return self._d._clock.now_ms() >= self._deadline_ms
+        """Past the give-up time, or the one try made at it failed (a timer that wakes a
+        millisecond early must not buy another)."""
+        return self._done or self._d._clock.now_ms() >= self._deadline_ms
 
     async def note(self, state: RetryCallState) -> None:
         """Show the failed attempt on the webhook (``last_error``) and log it, before waiting."""
