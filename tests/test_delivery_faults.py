@@ -86,9 +86,9 @@ async def test_a_lock_held_past_busy_timeout_neither_doubles_nor_strands(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Discord accepts webhook A's message and answers B's with a 500 while another process
-    holds the database lock for longer than busy_timeout: "delivered" (A) and "attempt" (B)
-    cannot be written for a while. A is POSTed exactly once; B is retried on its own and
-    delivered, though no transition wakes the outbox again."""
+    holds the database lock for longer than busy_timeout: "delivered" (A) and the failed
+    attempt's note (B) cannot be written for a while. A is POSTed exactly once; B is retried
+    on its own and delivered, though no transition wakes the outbox again."""
     caplog.set_level(logging.INFO, logger=OUTBOX_LOGGER)
     client = await start_app(fast)
     a, b = fake.url(id=A), fake.url(id=B)
@@ -118,7 +118,10 @@ async def test_a_lock_held_past_busy_timeout_neither_doubles_nor_strands(
     assert len(target.hit_times()) == 1  # one check, one transition: nothing else woke it
     lines = delivery_lines(caplog)
     assert any("marking=delivered" in line and "database is locked" in line for line in lines)
-    assert any("marking=attempt" in line and "database is locked" in line for line in lines)
+    assert any(
+        "marking=attempt" in line and "database is locked" in line and "not retried" in line
+        for line in lines
+    )
     assert fake.violations() == []
 
 
@@ -256,7 +259,9 @@ async def test_the_test_endpoint_reads_a_huge_answer_no_further(
     fast: Settings,  # noqa: F811
     target: Target,
     fake: FakeDiscord,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     client = await start_app(fast)
     url = fake.url()
     site_id = await add_site(client, target.url(), interval=3600)
@@ -272,6 +277,10 @@ async def test_the_test_endpoint_reads_a_huge_answer_no_further(
     streamed = fake.received(url)[-1]
     await answered(streamed)
     assert streamed.disconnected and streamed.sent < 32 * 1024 * 1024
+    assert any(
+        f"test message failed site={site_id} webhook={hook['id']}" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 # --- deleting a webhook (16.5) ----------------------------------------------------------------

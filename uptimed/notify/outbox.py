@@ -17,8 +17,10 @@ in ``last_error``.
 
 Nothing here depends on a later wake-up, and no worker dies of an exception:
 
-* bookkeeping writes (delivered, failed, attempt) are retried until they land, so a message
-  Discord accepted is never POSTed again because ``database is locked`` for a while;
+* the writes that decide what is sent (delivered, failed) are retried until they land, so a
+  message Discord accepted is never POSTed again because ``database is locked`` for a while;
+  the note of a failed attempt (``last_error``) is written once, and if that fails it is logged
+  and the retry goes on: a write problem never holds back a delivery;
 * an unexpected error is logged and its message retried like a 5xx;
 * the outbox is scanned again every ``min(backoff_max, RESCAN_MAX)`` seconds without a wake-up.
 
@@ -288,9 +290,14 @@ class _Attempts:
         exc = state.outcome.exception() if state.outcome else None
         error = (_describe(exc) if exc else "unknown error") + self._odd
         message, d = self._message, self._d
-        await d._write(
-            message, "attempt", lambda: d._store.mark_attempt(message, d._clock.now_ms(), error)
-        )
+        try:
+            await d._store.mark_attempt(message, d._clock.now_ms(), error)
+        except Exception as e:  # the next attempt notes again; the POST must not wait
+            log.warning(
+                "outbox write failed %s marking=attempt error=%r; not retried",
+                _who(message),
+                _describe(e),
+            )
         log.warning(
             "message retry %s attempt=%d in=%.3gs error=%r",
             _who(message),
