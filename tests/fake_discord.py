@@ -26,7 +26,7 @@ import re
 import time
 import unicodedata
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -101,6 +101,17 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Stream:
+    """A ``status`` answer whose body is ``size`` bytes of JSON-looking junk, streamed in
+    ``chunk``-byte writes for as long as the client reads; the record's ``sent`` says how far
+    it got and ``disconnected`` whether the client hung up first."""
+
+    status: int = 500
+    size: int = 300 * 1024 * 1024
+    chunk: int = 64 * 1024
+
+
+@dataclass(frozen=True)
 class Respond:
     """Anything else: a status, an optional JSON body and headers."""
 
@@ -109,7 +120,7 @@ class Respond:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Behaviour = Ok | RateLimited | ServerError | NotFound | Unauthorized | Hang | Respond
+Behaviour = Ok | RateLimited | ServerError | NotFound | Unauthorized | Hang | Stream | Respond
 
 
 @dataclass
@@ -124,6 +135,9 @@ class Recorded:
     body: Any  # parsed JSON, None if it did not parse
     violations: list[str]
     status: int | None = None  # what the fake answered; None while hanging
+    sent: int = 0  # body bytes written (Stream only)
+    disconnected: bool = False  # the client hung up before the whole body was written
+    finished: bool = False  # the answer is complete, or the client hung up
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -304,6 +318,9 @@ class FakeDiscord:
     def __init__(self, *, enforce_rate_limit: bool = False) -> None:
         self.enforce_rate_limit = enforce_rate_limit
         self.default: Behaviour = Ok()
+        # Awaited with each valid request's record before it is answered (e.g. to take a lock
+        # at the moment Discord accepts a message).
+        self.before_answer: Callable[[Recorded], Awaitable[None]] | None = None
         self.requests: list[Recorded] = []
         self.base_url = ""
         self.app = web.Application()
@@ -402,13 +419,20 @@ class FakeDiscord:
         self.requests.append(record)
         self._arrived.set()
         response = self._answer(record, webhook_id, now)
+        if self.before_answer is not None and not record.violations:
+            await self.before_answer(record)
         if response is None:  # Hang
             await self._released.wait()
             return web.Response(status=503)
+        if isinstance(response, Stream):
+            return await _stream(request, record, response)
         record.status = response.status
+        record.finished = True
         return response
 
-    def _answer(self, record: Recorded, webhook_id: str, now: float) -> web.Response | None:
+    def _answer(
+        self, record: Recorded, webhook_id: str, now: float
+    ) -> web.Response | Stream | None:
         if record.violations:
             return _invalid(record.violations)
         bucket = self._buckets[webhook_id]
@@ -437,11 +461,38 @@ class FakeDiscord:
                 return _error(401, 50027, "Invalid Webhook Token")
             case Hang():
                 return None
+            case Stream():
+                return behaviour
             case Respond(status=status, body=body, headers=headers):
                 if body is None:
                     return web.Response(status=status, headers=headers)
                 return web.json_response(body, status=status, headers=headers)
         raise TypeError(f"not a behaviour: {behaviour!r}")
+
+
+async def _stream(request: web.Request, record: Recorded, stream: Stream) -> web.StreamResponse:
+    """Writes ``stream.size`` bytes while the client reads; stops when it hangs up."""
+    response = web.StreamResponse(status=stream.status)
+    response.content_type = "application/json"
+    response.content_length = stream.size
+    record.status = stream.status
+    chunk = b" " * stream.chunk
+    try:
+        await response.prepare(request)
+        await response.write(b'{"message": "')
+        record.sent = 13
+        while record.sent < stream.size:
+            part = chunk[: stream.size - record.sent]
+            await response.write(part)
+            record.sent += len(part)
+    except ConnectionError:
+        record.disconnected = True
+    except asyncio.CancelledError:
+        record.disconnected = True
+        raise
+    finally:
+        record.finished = True
+    return response
 
 
 def _path(url_or_path: str) -> str:

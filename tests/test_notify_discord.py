@@ -1,4 +1,5 @@
-"""The Discord notifier against golden JSON, the contract (tests/contract) and a fake Discord."""
+"""The Discord notifier against golden JSON, the contract in tests/contract and a fake Discord
+on loopback."""
 
 from __future__ import annotations
 
@@ -270,6 +271,99 @@ def test_started_without_a_result_is_grey(status: Status | None) -> None:
     assert (embed["title"], embed["color"]) == ("⚪ Monitoring started: Example", GREY)
 
 
+# What a name, URL or reason could do in Discord if it went in raw, and what goes in instead.
+# Backslash escapes render as the character itself; inline code renders its text literally.
+HOSTILE = [
+    pytest.param(
+        {"site_name": "Shop [verify](https://evil.example)"},
+        {"title": "🔴 Shop \\[verify\\](https://evil.example) is DOWN"},
+        id="masked-link-in-name",
+    ),
+    pytest.param(
+        {"site_name": "**big** _it_ ~~s~~ ||spoiler|| `code` \\ <@1> <t:0:R>"},
+        {
+            "title": "🔴 \\*\\*big\\*\\* \\_it\\_ \\~\\~s\\~\\~ \\|\\|spoiler\\|\\| "
+            "\\`code\\` \\\\ \\<@1\\> \\<t:0:R\\> is DOWN"
+        },
+        id="emphasis-code-spoiler-mention-timestamp",
+    ),
+    pytest.param(
+        {"site_name": "\u202egnp.exe\u202c Shop\u2066\u2067\u2068\u2069\u202a\u202b\u202d\u200f"},
+        {"title": "🔴 gnp.exe Shop is DOWN"},
+        id="bidi-controls-in-name",
+    ),
+    pytest.param(
+        {"site_url": "https://example.com/[verify](https://evil.example)"},
+        {
+            "url": "https://example.com/%5Bverify%5D(https://evil.example)",
+            "URL": "`https://example.com/[verify](https://evil.example)`",
+        },
+        id="masked-link-in-url",
+    ),
+    pytest.param(
+        {"site_url": "https://example.com/a`b_c"},
+        {"url": "https://example.com/a%60b_c", "URL": "`https://example.com/a%60b_c`"},
+        id="backtick-in-url",
+    ),
+    pytest.param(
+        {"site_url": "https://example.com/\u202eexe.pdf"},
+        {"URL": "https://example.com/exe.pdf"},
+        id="bidi-control-in-url",
+    ),
+    pytest.param(
+        {"reason": "# HTTP 503 [see](https://evil.example)"},
+        {"Reason": "\\# HTTP 503 \\[see\\](https://evil.example)"},
+        id="heading-and-link-in-reason",
+    ),
+    pytest.param({"reason": "> quoted"}, {"Reason": "\\> quoted"}, id="quote-in-reason"),
+    pytest.param({"reason": "-# small"}, {"Reason": "\\-# small"}, id="subtext-in-reason"),
+    pytest.param({"reason": "1. listed"}, {"Reason": "1\\. listed"}, id="list-in-reason"),
+    pytest.param(
+        {"site_name": "# not a heading"}, {"title": "🔴 # not a heading is DOWN"}, id="mid-line-#"
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), HOSTILE)
+def test_user_text_cannot_format_link_or_reorder(
+    changes: dict[str, Any], expected: dict[str, str]
+) -> None:
+    defaults = {"status": Status.DOWN, "reason": "HTTP 503"}
+    payload = build_payload(make_event(EventKind.DOWN, **(defaults | changes)))
+    embed = payload["embeds"][0]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    got = {key: embed.get(key) if key in ("title", "url") else fields.get(key) for key in expected}
+    assert got == expected
+    assert validate_body(payload) == []
+
+
+def test_plain_urls_stay_plain_so_discord_links_them() -> None:
+    url = "https://user@example.com:8443/a/b-c.d?x=1&y=%20#top"
+    embed = build_payload(make_event(EventKind.TEST, site_url=url))["embeds"][0]
+    assert embed["fields"][0]["value"] == url
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [("*" * 300, "\\*" * 122), ("a" + "_" * 300, "a" + "\\_" * 121)],
+    ids=["all-escapes", "escape-after-one"],
+)
+def test_escaping_counts_toward_the_limit_and_a_cut_never_splits_an_escape(
+    name: str, kept: str
+) -> None:
+    payload = build_payload(make_event(EventKind.DOWN, site_name=name))
+    title = payload["embeds"][0]["title"]
+    assert title == f"🔴 {kept}… is DOWN"
+    assert len(title.encode("utf-16-le")) // 2 <= 256
+    assert validate_body(payload) == []
+
+
+def test_over_long_markdown_url_is_cut_inside_its_code_span() -> None:
+    url = "https://example.com/" + "_" * 5_000
+    value = build_payload(make_event(EventKind.TEST, site_url=url))["embeds"][0]["fields"][0]
+    assert value["value"] == "`" + url[:1021] + "…`"
+
+
 def test_over_long_url_is_text_but_not_a_link() -> None:
     long_url = "https://example.com/" + "a" * 5_000
     embed = build_payload(make_event(EventKind.TEST, site_url=long_url))["embeds"][0]
@@ -332,7 +426,8 @@ HTTP_DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
         pytest.param(429, {}, {"message": "slow down"}, V10, (None, False), id="no-value"),
         pytest.param(429, {"Retry-After": HTTP_DATE}, None, V10, (None, False), id="http-date"),
         pytest.param(429, {}, {"retry_after": True}, V10, (None, False), id="bool-not-number"),
-        pytest.param(429, {}, {"retry_after": -1}, V10, (0.0, False), id="negative-clamped"),
+        pytest.param(429, {}, {"retry_after": -1}, V10, (-1.0, False), id="negative-as-sent"),
+        pytest.param(429, {}, {"retry_after": 1e9}, V10, (1e9, False), id="huge-as-sent"),
         pytest.param(
             503, {"Retry-After": "120"}, {"retry_after": 5}, OLD, (120.0, False), id="5xx-header-s"
         ),

@@ -184,7 +184,12 @@ class Webhook(WebhookIn):
     id: int
     created_at: Timestamp
     last_delivery_at: Timestamp | None = None
-    last_error: str | None = None
+    last_error: str | None = Field(
+        None,
+        description="what went wrong at the last failed attempt, while a message is being "
+        "retried and after it was given up; null once a message is delivered",
+    )
+    last_error_at: Timestamp | None = Field(None, description="when that attempt was made")
     pending: int = Field(0, description="messages not yet delivered to this webhook")
 
 
@@ -384,3 +389,5 @@ class OutboxMessage(BaseModel):
     payload: dict[str, Any]
     created_at: int
     attempts: int = 0
+    site_id: int | None = None  # a snapshot for the log: the site may be gone
+    webhook_id: int | None = None  # likewise

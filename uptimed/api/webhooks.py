@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import web
 
@@ -24,6 +25,7 @@ from uptimed.models import (
 from uptimed.notify import NotifyError
 from uptimed.notify.discord import build_payload
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -86,7 +88,18 @@ async def site_webhooks(request: web.Request) -> web.Response:
 @routes.delete("/webhooks/{id}")
 @operation("Delete a webhook", tags=["webhooks"], path={"id": WebhookId}, response=Detail)
 async def delete_webhook(request: web.Request) -> web.Response:
-    await request.app[STORE].delete_webhook(path_id(request))
+    """Its undelivered messages are dropped, one being retried included: it hears no more."""
+    webhook_id = path_id(request)
+    webhook = await request.app[STORE].get_webhook(webhook_id)
+    dropped = await request.app[STORE].delete_webhook(webhook_id)
+    if dropped:
+        request.app[DISPATCHER].dropped()
+        log.info(
+            "webhook deleted site=%d webhook=%d dropped=%d undelivered messages",
+            webhook.site_id,
+            webhook_id,
+            dropped,
+        )
     return web.json_response(Detail(detail="Webhook deleted successfully").model_dump(mode="json"))
 
 
@@ -115,7 +128,11 @@ async def test_webhook(request: web.Request) -> web.Response:
         )
     except NotifyError as e:
         await store.record_webhook_result(webhook.discord_webhook_url, now, str(e))
+        log.warning("test message failed site=%d webhook=%d error=%r", site.id, webhook.id, str(e))
         raise ApiError(502, f"Test message not delivered: {e}") from None
     await store.record_webhook_result(webhook.discord_webhook_url, now, None)
+    log.info(
+        "test message delivered site=%d webhook=%d status=%d", site.id, webhook.id, delivery.status
+    )
     result = TrialResult(detail="Test message delivered", discord_status=delivery.status)
     return web.json_response(result.model_dump(mode="json"))

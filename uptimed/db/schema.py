@@ -172,6 +172,34 @@ MIGRATIONS: list[str] = [
     ALTER TABLE webhooks_v5 RENAME TO webhooks;
     CREATE INDEX webhooks_site ON webhooks (site_id);
     """,
+    # 5 -> 6: an outbox row names its site and webhook as a snapshot, like its URL, for the
+    # delivery log. No foreign key: "Monitoring ended" outlives the webhook rows its site's
+    # deletion removes, while deleting one webhook drops its messages explicitly
+    # (Store.delete_webhook). A webhook shows when its last error happened.
+    """
+    CREATE TABLE outbox_v5 (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER,
+        webhook_id INTEGER,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        delivered_at INTEGER,
+        failed_at INTEGER
+    );
+    INSERT INTO outbox_v5
+        SELECT o.id, w.site_id, o.webhook_id, o.url, o.payload, o.created_at, o.attempts,
+               o.last_error, o.delivered_at, o.failed_at
+        FROM outbox o LEFT JOIN webhooks w ON w.id = o.webhook_id ORDER BY o.id;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v5 RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox (url, id)
+        WHERE delivered_at IS NULL AND failed_at IS NULL;
+    CREATE INDEX outbox_webhook ON outbox (webhook_id);
+    ALTER TABLE webhooks ADD COLUMN last_error_at INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -127,6 +127,7 @@ def _site(row: sqlite3.Row) -> Site:
 
 _WEBHOOK_SELECT = (
     "SELECT w.id, w.site_id, w.url, w.created_at, w.last_delivery_at, w.last_error,"
+    " w.last_error_at,"
     " (SELECT count(*) FROM outbox o WHERE o.webhook_id = w.id"
     "  AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending"
     " FROM webhooks w"
@@ -142,6 +143,7 @@ def _webhook(row: sqlite3.Row) -> Webhook:
         created_at=row["created_at"],
         last_delivery_at=row["last_delivery_at"],
         last_error=row["last_error"],
+        last_error_at=row["last_error_at"],
         pending=row["pending"],
     )
 
@@ -480,8 +482,8 @@ class Store:
     @staticmethod
     async def _queue(db: aiosqlite.Connection, site_id: int, payload: str, now: int) -> None:
         await db.execute(
-            "INSERT INTO outbox (webhook_id, url, payload, created_at)"
-            " SELECT id, url, ?, ? FROM webhooks WHERE site_id = ? ORDER BY id",
+            "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
+            " SELECT site_id, id, url, ?, ? FROM webhooks WHERE site_id = ? ORDER BY id",
             (payload, now, site_id),
         )
 
@@ -522,8 +524,9 @@ class Store:
                 ) as cur:
                     latest = history_row(await cur.fetchone())  # type: ignore[arg-type]
                 await db.execute(
-                    "INSERT INTO outbox (webhook_id, url, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (webhook_id, data.discord_webhook_url, greeting(site, latest), now),
+                    "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (site.id, webhook_id, data.discord_webhook_url, greeting(site, latest), now),
                 )
                 pending = 1
         return Webhook.model_construct(
@@ -532,6 +535,7 @@ class Store:
             created_at=now,
             last_delivery_at=None,
             last_error=None,
+            last_error_at=None,
             pending=pending,
         )
 
@@ -551,12 +555,21 @@ class Store:
                 return _webhook(row)
         raise NotFound("Webhook not found")
 
-    async def delete_webhook(self, webhook_id: int) -> None:
+    async def delete_webhook(self, webhook_id: int) -> int:
+        """Delete the webhook and drop its undelivered messages; returns how many were dropped.
+
+        A deleted webhook hears nothing more. (Deleting its site instead removes the webhook
+        rows by cascade and leaves their messages, "Monitoring ended" among them, queued.)
+        """
         if _valid_id(webhook_id):
             async with self.transaction() as db:
+                dropped = await db.execute(
+                    f"DELETE FROM outbox WHERE webhook_id = ? AND {_PENDING}", (webhook_id,)
+                )
                 cur = await db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
                 if cur.rowcount:
-                    return
+                    return dropped.rowcount
+                raise NotFound("Webhook not found")  # rolls the outbox delete back
         raise NotFound("Webhook not found")
 
     async def record_webhook_result(self, url: str, now: int, error: str | None) -> None:
@@ -564,11 +577,15 @@ class Store:
         async with self.transaction() as db:
             if error is None:
                 await db.execute(
-                    "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL WHERE url = ?",
+                    "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL,"
+                    " last_error_at = NULL WHERE url = ?",
                     (now, url),
                 )
             else:
-                await db.execute("UPDATE webhooks SET last_error = ? WHERE url = ?", (error, url))
+                await db.execute(
+                    "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
+                    (error, now, url),
+                )
 
     # --- outbox ------------------------------------------------------------------------------
 
@@ -583,7 +600,7 @@ class Store:
         """The oldest undelivered message for ``url``: messages to one webhook go in order."""
         row = await fetch_one(
             self._conn,
-            "SELECT id, url, payload, created_at, attempts FROM outbox"
+            "SELECT id, url, payload, created_at, attempts, site_id, webhook_id FROM outbox"
             f" WHERE url = ? AND {_PENDING}"
             " ORDER BY id LIMIT 1",
             (url,),
@@ -591,8 +608,21 @@ class Store:
         if row is None:
             return None
         return OutboxMessage(
-            id=row[0], url=row[1], payload=json.loads(row[2]), created_at=row[3], attempts=row[4]
+            id=row[0],
+            url=row[1],
+            payload=json.loads(row[2]),
+            created_at=row[3],
+            attempts=row[4],
+            site_id=row[5],
+            webhook_id=row[6],
         )
+
+    async def is_pending(self, message_id: int) -> bool:
+        """False once the message is delivered, failed or dropped (its webhook was deleted)."""
+        row = await fetch_one(
+            self._conn, f"SELECT 1 FROM outbox WHERE id = ? AND {_PENDING}", (message_id,)
+        )
+        return row is not None
 
     async def mark_delivered(self, message: OutboxMessage, now: int) -> None:
         async with self.transaction() as db:
@@ -602,15 +632,21 @@ class Store:
                 (now, message.id),
             )
             await db.execute(
-                "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL WHERE url = ?",
+                "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL,"
+                " last_error_at = NULL WHERE url = ?",
                 (now, message.url),
             )
 
-    async def mark_attempt(self, message: OutboxMessage, error: str) -> None:
+    async def mark_attempt(self, message: OutboxMessage, now: int, error: str) -> None:
+        """A failed attempt that will be retried: its error shows on the webhooks at once."""
         async with self.transaction() as db:
             await db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 (error, message.id),
+            )
+            await db.execute(
+                "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
+                (error, now, message.url),
             )
 
     async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
@@ -622,5 +658,6 @@ class Store:
                 (now, error, message.id),
             )
             await db.execute(
-                "UPDATE webhooks SET last_error = ? WHERE url = ?", (error, message.url)
+                "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
+                (error, now, message.url),
             )

@@ -5,6 +5,17 @@ The contract is tests/contract/README.md and execute-webhook.schema.json. Every 
 Discord's limits with "…", and never left blank, because Discord answers 400 to an
 over-long or empty field and a 400 disables the webhook.
 
+User text (site names, reasons) is Markdown-escaped with backslashes, so a name such as
+``[verify](https://evil.example)`` cannot become a masked link, and Unicode direction controls
+(``BIDI_CONTROLS``: U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) are dropped, so a
+name cannot reverse the text around it. A URL shown as text is left alone when Markdown finds
+nothing in it (Discord then links it); otherwise it is shown as inline code, where Discord
+reads no Markdown at all (a backslash inside a URL would change the link). Limits are applied
+after escaping, and a cut never splits an escape.
+
+Only the first ``MAX_REPLY_BYTES`` of Discord's answer are read; a larger answer is cut and
+its connection closed, so a huge or endless reply costs no memory.
+
 Lengths are counted in UTF-16 code units. Discord does not say whether it counts code
 points or UTF-16 units; UTF-16 is never the smaller count, so text cut to fit it fits either.
 
@@ -53,10 +64,18 @@ FIELD_VALUE_MAX = 1024
 URL_MAX = 2048
 ELLIPSIS = "…"
 MS_THRESHOLD = 60.0  # see the module docstring
+MAX_REPLY_BYTES = 8 * 1024  # Discord's error bodies are a few hundred bytes
+# Unicode's Bidi_Control characters: embeddings, overrides, isolates and the three marks.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 _HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
 _INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
 _URI = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+_MD_INLINE = frozenset("\\*_~`|[]<>")  # emphasis, code, spoiler, links, mentions, <t:...>
+_MD_LINE_START = re.compile(r"[#>+-]|\d+\.")  # heading, quote, list, "-#" subtext
+_PLAIN_URL = re.compile(r"[A-Za-z0-9\-.:/?#@!$&'+,;=%]+")  # nothing Markdown reads
 _API_VERSION = re.compile(r"/api/v(\d+)/", re.IGNORECASE)
 _TOKEN = re.compile(r"/webhooks/\d+/([^/?#\s]+)")
 _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
@@ -70,7 +89,7 @@ def build_payload(event: Event) -> dict[str, Any]:
     prefix, suffix, color = _headline(event)
     name_max = TITLE_MAX - _u16(prefix) - _u16(suffix)
     embed: dict[str, Any] = {
-        "title": prefix + _text(event.site_name, name_max, "(unnamed site)") + suffix,
+        "title": prefix + _text(event.site_name, name_max, "(unnamed site)", start=False) + suffix,
         "color": color,
         "fields": _fields(event),
         "timestamp": iso_ms(event.at),
@@ -117,7 +136,7 @@ def _headline(event: Event) -> tuple[str, str, int]:
 
 
 def _fields(event: Event) -> list[dict[str, Any]]:
-    fields = [_field("URL", _text(event.site_url, FIELD_VALUE_MAX, "(none)"))]
+    fields = [_field("URL", _url_text(event.site_url))]
     is_down = event.kind is EventKind.DOWN or (
         event.kind is EventKind.STARTED and event.status is Status.DOWN
     )
@@ -147,32 +166,64 @@ def _u16(text: str) -> int:
 
 def _clean(text: str | None) -> str:
     """One line: control characters and whitespace runs become one space, ends trimmed
-    (Discord trims before counting), lone surrogates (unencodable) become U+FFFD."""
+    (Discord trims before counting), lone surrogates (unencodable) become U+FFFD, and
+    direction controls are dropped (they could make a name spoof the text around it)."""
     chars = (
         "\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else " " if unicodedata.category(c) == "Cc" else c
         for c in text or ""
+        if c not in BIDI_CONTROLS
     )
     return " ".join("".join(chars).split())
 
 
-def _text(value: str | None, limit: int, fallback: str) -> str:
-    """Cleaned and cut ``value``, or ``fallback`` when nothing visible is left (Discord
-    rejects empty field values and may strip format characters such as U+200B)."""
+def _visible(text: str) -> bool:
+    """Discord rejects empty values and may strip format characters such as U+200B."""
+    return any(unicodedata.category(c) not in _INVISIBLE for c in text)
+
+
+def _text(value: str | None, limit: int, fallback: str, *, start: bool = True) -> str:
+    """Cleaned, Markdown-escaped and cut ``value``, or ``fallback`` when nothing visible is
+    left. ``start``: the text begins a line, where "#", ">", "-" and "1." mean something."""
     text = _clean(value)
-    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+    if not _visible(text):
         return fallback
-    return _clip(text, limit)
+    return _clip(_escape(text, start=start), limit)
 
 
-def _clip(text: str, limit: int) -> str:
-    """``text`` if it fits ``limit`` UTF-16 units, else its longest prefix that fits with "…"."""
+def _escape(text: str, *, start: bool) -> list[str]:
+    """``text`` as a list of parts, each one character or a backslash and the character it
+    escapes, so that a cut never separates the two."""
+    parts = [f"\\{c}" if c in _MD_INLINE else c for c in text]
+    if start and (match := _MD_LINE_START.match(text)):
+        last = match.end() - 1  # "#" or ">" itself, or the dot of "1."
+        if len(parts[last]) == 1:  # ">" is escaped everywhere already
+            parts[last] = "\\" + parts[last]
+    return parts
+
+
+def _url_text(url: str) -> str:
+    """The site URL for the URL field: as is when Markdown reads nothing in it, else as
+    inline code (a backtick, never valid in a URL, is shown percent-encoded)."""
+    text = _clean(url)
+    if not _visible(text):
+        return "(none)"
+    if _PLAIN_URL.fullmatch(text):
+        return _clip(list(text), FIELD_VALUE_MAX)
+    code = text.replace("`", "%60")
+    return "`" + _clip(list(code), FIELD_VALUE_MAX - 2) + "`"
+
+
+def _clip(parts: list[str], limit: int) -> str:
+    """The joined ``parts`` if they fit ``limit`` UTF-16 units, else the longest run of whole
+    parts that fits with "…"."""
+    text = "".join(parts)
     if _u16(text) <= limit:
         return text
     used = 0
-    for end, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
+    for end, part in enumerate(parts):
+        used += _u16(part)
         if used > limit - len(ELLIPSIS):
-            return text[:end].rstrip() + ELLIPSIS
+            return "".join(parts[:end]).rstrip() + ELLIPSIS
     return text  # pragma: no cover - the length check above returned already
 
 
@@ -201,7 +252,8 @@ def parse_retry_after(
     The 429 body's ``retry_after`` wins over the ``Retry-After`` header. Milliseconds are
     converted by the rule in the module docstring, which needs the webhook ``url``. For other
     statuses only the standard ``Retry-After`` header (seconds) is read. Returns
-    ``(None, is_global)`` when no usable number is present; never a negative wait.
+    ``(None, is_global)`` when no usable number is present. The value is returned as sent, a
+    negative or huge one included: the caller clamps it and can say what was odd.
     """
     h = CIMultiDict(headers)
     rate_limited = status == 429
@@ -217,7 +269,7 @@ def parse_retry_after(
         return None, is_global
     if rate_limited and not _speaks_seconds(url) and value > MS_THRESHOLD:
         value /= 1000
-    return max(0.0, value), is_global
+    return value, is_global
 
 
 def _speaks_seconds(url: str | None) -> bool:
@@ -263,7 +315,7 @@ class DiscordNotifier:
                 allow_redirects=False,
                 raise_for_status=False,
             ) as response:
-                raw = await response.read()
+                raw = await _read_head(response, MAX_REPLY_BYTES)
                 status, headers, reason = response.status, response.headers, response.reason
         except TimeoutError as exc:  # aiohttp's timeouts subclass it
             raise NotifyError(f"timeout after {timeout:g}s", permanent=False) from exc
@@ -272,6 +324,16 @@ class DiscordNotifier:
         except aiohttp.ClientError as exc:
             raise NotifyError(_redact(_describe(exc), url), permanent=False) from exc
         return _classify(status, headers, raw, url=url, reason=reason)
+
+
+async def _read_head(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; the rest is never read: the connection is closed."""
+    head = bytearray()
+    while len(head) < limit and (chunk := await response.content.read(limit - len(head))):
+        head += chunk
+    if not response.content.at_eof():
+        response.close()
+    return bytes(head)
 
 
 def _classify(
@@ -320,11 +382,11 @@ def _explain(body: object) -> str:
     """Discord's own words: "Unknown Webhook (code 10015)", plus where a 50035 points."""
     if not isinstance(body, dict) or not isinstance(body.get("message"), str):
         return ""
-    text = _clip(_clean(body["message"]), 200)
+    text = _clip(list(_clean(body["message"])), 200)
     if isinstance(body.get("code"), int) and not isinstance(body["code"], bool):
         text += f" (code {body['code']})"
     if problems := _form_errors(body.get("errors"), ""):
-        text += ": " + _clip("; ".join(problems), 300)
+        text += ": " + _clip(list("; ".join(problems)), 300)
     return text
 
 
