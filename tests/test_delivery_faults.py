@@ -379,3 +379,34 @@ async def test_a_retried_message_shows_its_error_and_time_and_every_line_names_i
     assert any("message delivered" in line for line in lines)
     named = re.compile(rf"\bsite={site_id} webhook={hook['id']} message=\d+\b")
     assert all(named.search(line) for line in lines), lines
+
+
+async def test_a_stop_lets_a_post_in_flight_finish_so_it_is_not_sent_again(
+    start_app: AppClient,
+    fast: Settings,  # noqa: F811
+    fake: FakeDiscord,  # noqa: F811
+    target: Target,
+) -> None:
+    """A SIGTERM while Discord is answering: the answer is waited for and recorded, so the
+    message is not POSTed a second time after the restart."""
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def hold(record: Recorded) -> None:
+        arrived.set()
+        await answer.wait()
+
+    fake.before_answer = hold
+    client = await start_app(fast)
+    site_id = await add_site(client, target.url("/ok"))
+    await add_hook(client, site_id, fake.url())
+    await asyncio.wait_for(arrived.wait(), 10)  # "Monitoring started" is being answered
+    closing = asyncio.create_task(client.close())
+    await wait_out(0.3)  # the stop has begun and waits for the POST in flight
+    answer.set()
+    await asyncio.wait_for(closing, 15)
+
+    client = await start_app(fast)
+    hooks = await (await client.get("/webhooks")).json()
+    assert hooks[0]["pending"] == 0 and hooks[0]["last_delivery_at"] is not None, hooks
+    await wait_out(1.5)  # a resend would come at once after the start
+    assert len(fake.received()) == 1

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 RESCAN_MAX = 30.0  # seconds between scans of the outbox when nothing wakes the dispatcher
 RESET_AFTER_MAX = 60.0  # seconds; Discord's webhook buckets refill within a few
+STOP_MARGIN = 1.0  # seconds beyond the POST timeout a stop waits to record a POST in flight
 
 
 class _Dropped(Exception):
@@ -108,6 +109,8 @@ class Dispatcher:
         self._more: set[str] = set()  # URLs woken while their worker was already running
         self._global_pause_until = 0.0  # monotonic time before which nothing is sent
         self._main: asyncio.Task[None] | None = None
+        self._posting: set[asyncio.Task[None]] = set()  # from a POST until its answer is recorded
+        self._stopping = False
 
     def start(self) -> None:
         self._wake.set()  # deliver whatever a previous run left pending
@@ -123,10 +126,19 @@ class Dispatcher:
         self._drop_signal = asyncio.Event()
 
     async def stop(self) -> None:
+        """Stop delivering. A POST in flight may finish and its answer is recorded (for up to
+        the POST timeout): cancelled after Discord accepted it, it would be sent again after the
+        restart. Every other pending message stays queued for the next start."""
+        self._stopping = True
         tasks = [t for t in (self._main, *self._workers.values()) if t is not None]
+        posting = [t for t in tasks if t in self._posting]
+        for task in tasks:
+            if task not in posting:
+                task.cancel()
+        if posting:
+            await asyncio.wait(posting, timeout=self._timeout + STOP_MARGIN)
         for task in tasks:
             task.cancel()
-        for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
 
@@ -149,7 +161,7 @@ class Dispatcher:
 
     async def _drain(self, url: str) -> None:
         try:
-            while True:
+            while not self._stopping:
                 self._more.discard(url)
                 message: OutboxMessage | None = None
                 try:
@@ -167,6 +179,12 @@ class Dispatcher:
             self._workers.pop(url, None)
 
     async def _deliver(self, message: OutboxMessage) -> None:
+        try:
+            await self._deliver_and_record(message)
+        finally:
+            self._posting.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _deliver_and_record(self, message: OutboxMessage) -> None:
         attempts = _Attempts(self, message)
         retrying = AsyncRetrying(
             retry=retry_if_exception(_retryable),
@@ -255,10 +273,18 @@ class _Attempts:
             await self.sleep(pause)
         if not await d._store.is_pending(self._message.id):
             raise _Dropped
+        if d._stopping:  # a retry after a stop began: it goes out after the next start
+            raise asyncio.CancelledError
         self.count += 1
-        return await d._notifier.send(
-            d._session, self._message.url, self._message.payload, timeout=d._timeout
-        )
+        task = asyncio.current_task()
+        d._posting.add(task)  # type: ignore[arg-type]
+        try:
+            return await d._notifier.send(
+                d._session, self._message.url, self._message.payload, timeout=d._timeout
+            )
+        except BaseException:
+            d._posting.discard(task)  # type: ignore[arg-type]  # not accepted: may be cancelled
+            raise
 
     def wait(self, state: RetryCallState) -> float:
         """The backoff, or Discord's value clamped to [backoff, ceiling]; never past give-up."""
