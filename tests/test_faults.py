@@ -20,8 +20,9 @@ import libfaketime
 import pytest
 from aiohttp import web
 
-from tests.conftest import Target, eventually
+from tests.conftest import Target, eventually, wait_out
 from tests.daemon import Daemon, api, daemon_fixture  # noqa: F401
+from tests.fake_discord import FakeDiscord
 
 
 async def read_until(daemon: Daemon, pattern: str, timeout: float = 15) -> str:
@@ -200,3 +201,46 @@ async def test_a_disk_that_refuses_writes_is_a_503_and_shows_on_healthz(
         return (await healthz(daemon))[0] == 200
 
     await eventually(healthy)
+
+
+async def test_alerts_go_out_while_the_disk_refuses_writes_and_are_recorded_once_it_takes_them(
+    daemon: Daemon, target: Target, aiohttp_server: Any
+) -> None:
+    fake = await FakeDiscord().start(aiohttp_server)
+    await daemon.start()
+    assert daemon.proc is not None
+    site = {"url": target.url("/d"), "name": "Shop", "check_interval_seconds": 1}
+    site_id = (await api(daemon, "POST", "/sites", site))[1]["id"]  # type: ignore[index]
+    hook = {"site_id": site_id, "discord_webhook_url": fake.url()}
+    assert (await api(daemon, "POST", "/webhooks", hook))[0] == 200
+    await fake.wait_for(1)
+
+    async def nothing_pending() -> bool:
+        return (await api(daemon, "GET", "/webhooks"))[1][0]["pending"] == 0  # type: ignore[index]
+
+    await eventually(nothing_pending)
+
+    pid = daemon.proc.pid
+    limits = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, limits[1]))
+    try:
+        target.statuses["/d"] = 503
+        await fake.wait_for(2, timeout=10)  # the DOWN alert, from memory
+        assert (await healthz(daemon))[0] == 503
+        target.statuses["/d"] = 200
+        await fake.wait_for(3, timeout=10)  # and the recovery, in order
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
+    titles = [b["embeds"][0]["title"] for b in fake.valid_bodies()]
+    assert titles[1:] == ["🔴 Shop is DOWN", "🟢 Shop is UP"], titles
+
+    async def recorded() -> Any:
+        _, incidents = await api(daemon, "GET", f"/sites/{site_id}/incidents")
+        return incidents if incidents and incidents[0]["ended_at"] else None  # type: ignore[index]
+
+    incidents = await eventually(recorded)  # the held transitions are written, in order
+    assert len(incidents) == 1 and incidents[0]["reason"] == "HTTP 503", incidents
+    await eventually(nothing_pending)  # written as sent: the outbox does not send them again
+    await wait_out(1.5)
+    assert len(fake.received()) == 3
+    assert fake.violations() == []

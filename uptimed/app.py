@@ -40,6 +40,7 @@ from uptimed.app_keys import (
     SCHEDULER,
     SETTINGS,
     STORE,
+    UNWRITTEN,
 )
 from uptimed.clock import Clock
 from uptimed.config import Settings
@@ -50,6 +51,7 @@ from uptimed.health import Health, watch_database_file
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
+from uptimed.notify.unwritten import UnwrittenAlerts
 from uptimed.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         give_up_after=settings.discord_give_up_after_seconds,
         backoff_initial=settings.discord_backoff_initial_seconds,
         backoff_max=settings.discord_backoff_max_seconds,
+        unwritten=app[UNWRITTEN],
     )
     app[DISPATCHER].start()
     yield
@@ -147,6 +150,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK].now,
         on_message=app[DISPATCHER].wake,
         health=app[HEALTH],
+        unwritten=app[UNWRITTEN],
     )
     store, clock, retention = app[STORE], app[CLOCK], app[RETENTION]
 
@@ -207,6 +211,7 @@ def create_app(
     app[CLOCK] = clock
     app[FREEZE_GC] = freeze_gc
     app[HEALTH] = Health(clock.monotonic)
+    app[UNWRITTEN] = UnwrittenAlerts()
     app[RETENTION] = Retention(
         raw_days=settings.history_retention_days,
         minute_days=settings.rollup_minute_retention_days,

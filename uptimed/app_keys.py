@@ -13,6 +13,7 @@ from uptimed.health import Health
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import Notifier
 from uptimed.notify.outbox import Dispatcher
+from uptimed.notify.unwritten import UnwrittenAlerts
 from uptimed.scheduler import Scheduler
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,5 +26,7 @@ HTTP = web.AppKey("http", CheckSessions)  # checks: fresh connections, or pooled
 NOTIFY_HTTP = web.AppKey("notify_http", aiohttp.ClientSession)  # Discord: pooled
 NOTIFIER = web.AppKey("notifier", Notifier)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# Alerts of status changes the database refused: sent from memory (monitor -> dispatcher).
+UNWRITTEN = web.AppKey("unwritten", UnwrittenAlerts)
 MONITOR = web.AppKey("monitor", Monitor)
 SCHEDULER = web.AppKey("scheduler", Scheduler)

@@ -12,7 +12,9 @@ import json
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 
 import aiohttp
@@ -22,12 +24,26 @@ from uptimed.batching import CheckBatcher
 from uptimed.checker import LocalFault, check_site
 from uptimed.db import Store
 from uptimed.health import Health
-from uptimed.models import Site, SiteState, Status
+from uptimed.models import CheckResult, Site, SiteState, Status, Transition
 from uptimed.notify.discord import build_payload
+from uptimed.notify.unwritten import UnwrittenAlerts
 
 log = logging.getLogger(__name__)
 
 LOCAL_FAULT_TTL = 30.0  # /healthz reports a host fault until this long after it was last seen
+HELD_RETRY_SECONDS = 1.0  # how often a transition the database refused is written again
+
+
+@dataclass
+class _Held:
+    """A transition to write (at once, or again once the database takes writes)."""
+
+    site_id: int
+    result: CheckResult
+    state: SiteState
+    transition: Transition
+    key: int  # its alert's key in UnwrittenAlerts
+    message: str  # the alert's payload (JSON)
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,7 @@ class Monitor:
         clock: Callable[[], float] = time.time,
         on_message: Callable[[], None] = lambda: None,
         health: Health | None = None,
+        unwritten: UnwrittenAlerts | None = None,
     ) -> None:
         self._store = store
         self._health = health or Health()
@@ -87,6 +104,9 @@ class Monitor:
         self._stopping = False
         self.states: dict[int, SiteState] = {}
         self._stamps: dict[int, int] = {}  # site id -> checked_at of its last check
+        self._unwritten = UnwrittenAlerts() if unwritten is None else unwritten
+        self._held: deque[_Held] = deque()  # transitions the database refused, oldest first
+        self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._batcher.start()
@@ -144,23 +164,10 @@ class Monitor:
             # Rows batched before this transition go first: the order of a site's rows holds.
             await self._batcher.flush()
             message = json.dumps(build_payload(event_for(site, transition)))
-            try:
-                written = await self._store.record_check(
-                    site.id,
-                    result,
-                    state,
-                    transition,
-                    append_unchanged=self._append_unchanged,
-                    message=message,
-                )
-            except sqlite3.Error as e:
-                self._health.fail("database", f"a status change cannot be written: {e}")
-                raise
-            self._health.ok("database")
-            if written and site.id in self.states:
-                self.states[site.id] = state
-            if written:
-                self._on_message()
+            held = _Held(site.id, result, state, transition, self._unwritten.new_key(), message)
+            # Behind a held transition, or refused itself: kept, its alert sent from memory.
+            if self._held or not await self._try_write(held):
+                await self._hold(held)
         if transition is not None:
             log.info(
                 "transition site=%d %s->%s reason=%r rtt_ms=%d",
@@ -179,6 +186,69 @@ class Monitor:
                 result.response_time_ms,
             )
 
+    async def _try_write(self, held: _Held) -> bool:
+        """Write a transition now; False when the database refused it."""
+        try:
+            written = await self._write(held)
+        except sqlite3.Error as e:
+            self._health.fail("database", f"a status change cannot be written: {e}")
+            return False
+        if written and held.site_id in self.states:
+            self.states[held.site_id] = held.state
+        if written:
+            self._on_message()
+        return True
+
+    async def _write(self, held: _Held) -> bool:
+        """Write a transition with its history row, incident and outbox rows; the URLs its
+        alert already went to from memory are written as delivered. False: site deleted."""
+        sent = self._unwritten.claim(held.key)
+        try:
+            written = await self._store.record_check(
+                held.site_id,
+                held.result,
+                held.state,
+                held.transition,
+                append_unchanged=self._append_unchanged,
+                message=held.message,
+                sent=sent,
+                now=int(self._clock() * 1000),
+            )
+        except BaseException:
+            self._unwritten.release(held.key)
+            raise
+        self._unwritten.settle(held.key)
+        self._health.ok("database")
+        return written
+
+    async def _hold(self, held: _Held) -> None:
+        """The database refused the transition: keep it (and every later one, in order) and
+        send its alert from memory now, as the outbox would."""
+        if held.site_id in self.states:
+            self.states[held.site_id] = held.state
+        self._held.append(held)
+        targets = await self._store.webhook_targets(held.site_id)
+        self._unwritten.add(
+            held.key, held.site_id, targets, held.message, int(self._clock() * 1000)
+        )
+        self._on_message()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_held(), name="held-transitions")
+
+    async def _write_held(self, retry_seconds: float = HELD_RETRY_SECONDS) -> None:
+        """Write the held transitions, oldest first, as soon as the database takes them."""
+        while self._held:
+            await asyncio.sleep(retry_seconds)
+            while self._held:
+                try:
+                    await self._write(self._held[0])
+                except sqlite3.Error as e:
+                    self._health.fail("database", f"a status change cannot be written: {e}")
+                    break
+                self._held.popleft()
+                self._on_message()
+        log.warning("every held status change is written now")
+
     async def drain(self, grace: float) -> None:
         """Let checks in flight finish for up to ``grace`` seconds, cancel the rest, and write
         every batched row."""
@@ -192,6 +262,16 @@ class Monitor:
             if still:
                 await asyncio.wait(still)
         await self._batcher.close()
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._held:  # one last try; what the disk still refuses is lost with this process
+            with suppress(asyncio.CancelledError, sqlite3.Error):
+                await asyncio.wait_for(self._write_held(retry_seconds=0), grace or 1)
+        if self._held:
+            log.error(
+                "shutdown with %d status changes the database refused: they are lost",
+                len(self._held),
+            )
         log.info(
             "shutdown checks_finished=%d checks_cancelled=%d", len(pending) - len(still), len(still)
         )

@@ -390,8 +390,14 @@ class Store:
         *,
         append_unchanged: bool,
         message: str | None = None,
+        sent: Iterable[str] = (),
+        now: int = 0,
     ) -> bool:
         """Write one check result, its transition and its messages in one transaction.
+
+        ``sent``: webhook URLs this message already went to from memory (the transition could
+        not be written then, see ``notify.unwritten``); their rows are written as delivered at
+        ``now``.
 
         ``state`` is the status after this check. With ``append_unchanged`` False a check whose
         status did not change updates the latest history row in place instead of adding one.
@@ -439,7 +445,7 @@ class Store:
                     (site_id,),
                 )
             if message is not None:
-                await self._queue(db, site_id, message, result.checked_at)
+                await self._queue(db, site_id, message, result.checked_at, sent, now)
         return True
 
     async def write_checks(
@@ -480,12 +486,28 @@ class Store:
                 )
 
     @staticmethod
-    async def _queue(db: aiosqlite.Connection, site_id: int, payload: str, now: int) -> None:
+    async def _queue(
+        db: aiosqlite.Connection,
+        site_id: int,
+        payload: str,
+        now: int,
+        sent: Iterable[str] = (),
+        sent_at: int = 0,
+    ) -> None:
         await db.execute(
-            "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
-            " SELECT site_id, id, url, ?, ? FROM webhooks WHERE site_id = ? ORDER BY id",
-            (payload, now, site_id),
+            "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at, delivered_at)"
+            " SELECT site_id, id, url, ?, ?,"
+            "  CASE WHEN url IN (SELECT value FROM json_each(?)) THEN ? END"
+            " FROM webhooks WHERE site_id = ? ORDER BY id",
+            (payload, now, json.dumps(sorted(sent)), sent_at, site_id),
         )
+
+    async def webhook_targets(self, site_id: int) -> list[tuple[int, str]]:
+        """(id, URL) of each webhook of a site, read while writes may be failing."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, url FROM webhooks WHERE site_id = ? ORDER BY id", (site_id,)
+        )
+        return [(row[0], row[1]) for row in rows]
 
     # --- webhooks ----------------------------------------------------------------------------
 

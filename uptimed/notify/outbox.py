@@ -42,6 +42,7 @@ from uptimed.clock import Clock
 from uptimed.db import Store
 from uptimed.models import OutboxMessage
 from uptimed.notify import Delivery, Notifier, NotifyError
+from uptimed.notify.unwritten import UnwrittenAlerts
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,10 @@ class Dispatcher:
         give_up_after: float,
         backoff_initial: float,
         backoff_max: float,
+        unwritten: UnwrittenAlerts | None = None,
     ) -> None:
         self._store = store
+        self._unwritten = UnwrittenAlerts() if unwritten is None else unwritten
         self._session = session
         self._notifier = notifier
         self._clock = clock
@@ -150,6 +153,7 @@ class Dispatcher:
             self._wake.clear()
             try:
                 urls = await self._store.pending_urls()
+                urls += [u for u in await self._unwritten.pending_urls() if u not in urls]
             except Exception:
                 log.exception("outbox scan failed; next scan in %gs", self._rescan)
                 continue
@@ -165,7 +169,9 @@ class Dispatcher:
                 self._more.discard(url)
                 message: OutboxMessage | None = None
                 try:
-                    message = await self._store.next_message(url)
+                    message = await self._store.next_message(
+                        url
+                    ) or await self._unwritten.next_message(url)
                     if message is None:
                         if url in self._more:
                             continue
@@ -177,6 +183,11 @@ class Dispatcher:
                     await asyncio.sleep(self._rescan)
         finally:
             self._workers.pop(url, None)
+
+    def _ledger(self, message: OutboxMessage) -> Store | UnwrittenAlerts:
+        """Where a message's bookkeeping goes: the outbox table, or memory for the alert of a
+        status change the database has not taken yet (negative ids)."""
+        return self._unwritten if message.id < 0 else self._store
 
     async def _deliver(self, message: OutboxMessage) -> None:
         try:
@@ -197,12 +208,16 @@ class Dispatcher:
         try:
             delivery = await retrying(attempts.send)
         except _Dropped:
-            log.info("message dropped %s: its webhook was deleted", _who(message))
+            log.info(
+                "message no longer pending %s: its webhook was deleted%s",
+                _who(message),
+                " (or it went to the outbox)" if message.id < 0 else "",
+            )
             return
         except Exception as e:  # permanent, or transient past the give-up time
             error, now = _describe(e), self._clock.now_ms()
             await self._write(
-                message, "failed", lambda: self._store.mark_failed(message, now, error)
+                message, "failed", lambda: self._ledger(message).mark_failed(message, now, error)
             )
             log.warning(
                 "message failed %s attempts=%d error=%r", _who(message), attempts.count, error
@@ -211,7 +226,7 @@ class Dispatcher:
         await self._write(
             message,
             "delivered",
-            lambda: self._store.mark_delivered(message, self._clock.now_ms()),
+            lambda: self._ledger(message).mark_delivered(message, self._clock.now_ms()),
         )
         log.info(
             "message delivered %s status=%d attempts=%d",
@@ -271,7 +286,7 @@ class _Attempts:
         pause = d._global_pause_until - d._clock.monotonic()
         if pause > 0:
             await self.sleep(pause)
-        if not await d._store.is_pending(self._message.id):
+        if not await d._ledger(self._message).is_pending(self._message.id):
             raise _Dropped
         if d._stopping:  # a retry after a stop began: it goes out after the next start
             raise asyncio.CancelledError
@@ -317,7 +332,7 @@ class _Attempts:
         error = (_describe(exc) if exc else "unknown error") + self._odd
         message, d = self._message, self._d
         try:
-            await d._store.mark_attempt(message, d._clock.now_ms(), error)
+            await d._ledger(message).mark_attempt(message, d._clock.now_ms(), error)
         except Exception as e:  # the next attempt notes again; the POST must not wait
             log.warning(
                 "outbox write failed %s marking=attempt error=%r; not retried",
@@ -342,5 +357,7 @@ class _Attempts:
             with suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await signal.wait()
-            if signal.is_set() and not await self._d._store.is_pending(self._message.id):
+            if signal.is_set() and not await self._d._ledger(self._message).is_pending(
+                self._message.id
+            ):
                 raise _Dropped
