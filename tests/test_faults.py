@@ -10,6 +10,7 @@ import re
 import resource
 import shutil
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from tests.conftest import Target, eventually, wait_out
 from tests.daemon import Daemon, api, daemon_fixture  # noqa: F401
-from tests.fake_discord import FakeDiscord
+from tests.fake_discord import FakeDiscord, Recorded
 
 
 async def read_until(daemon: Daemon, pattern: str, timeout: float = 15) -> str:
@@ -244,3 +245,45 @@ async def test_alerts_go_out_while_the_disk_refuses_writes_and_are_recorded_once
     await wait_out(1.5)
     assert len(fake.received()) == 3
     assert fake.violations() == []
+
+
+async def test_a_database_lock_after_discord_accepted_never_sends_the_alert_twice(
+    daemon: Daemon, target: Target, aiohttp_server: Any
+) -> None:
+    """Another process (a backup, say) holds the database past the 5 s busy timeout just as
+    Discord accepts the DOWN alert: the delivered mark waits for it; the alert is not resent."""
+    fake = await FakeDiscord().start(aiohttp_server)
+    await daemon.start()
+    site = {"url": target.url("/l"), "name": "Shop", "check_interval_seconds": 1}
+    site_id = (await api(daemon, "POST", "/sites", site))[1]["id"]  # type: ignore[index]
+    hook = {"site_id": site_id, "discord_webhook_url": fake.url()}
+    assert (await api(daemon, "POST", "/webhooks", hook))[0] == 200
+    await fake.wait_for(1)
+
+    holder = sqlite3.connect(daemon.cwd / "data" / "uptimed.db", isolation_level=None)
+    locked = asyncio.Event()
+
+    async def lock_then_accept(record: Recorded) -> None:
+        if len(fake.received()) == 2:  # the DOWN alert
+            holder.execute("BEGIN EXCLUSIVE")
+            locked.set()
+
+    fake.before_answer = lock_then_accept
+    target.statuses["/l"] = 503
+    try:
+        await asyncio.wait_for(locked.wait(), 10)
+        await wait_out(7)  # past the busy timeout: the delivered mark fails and is retried
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    async def delivered() -> bool:
+        hooks = (await api(daemon, "GET", "/webhooks"))[1]
+        return hooks[0]["pending"] == 0  # type: ignore[index]
+
+    await eventually(delivered, timeout=15)
+    await wait_out(1.5)
+    titles = [b["embeds"][0]["title"] for b in fake.valid_bodies()]
+    assert titles == ["🟢 Monitoring started: Shop is UP", "🔴 Shop is DOWN"], titles
+    code, out = await daemon.stop(signal.SIGTERM)
+    assert code == 0 and "marking=delivered" in out and "database is locked" in out, out
