@@ -227,7 +227,13 @@ class Monitor:
         if held.site_id in self.states:
             self.states[held.site_id] = held.state
         self._held.append(held)
-        targets = await self._store.webhook_targets(held.site_id)
+        try:
+            targets = await self._store.webhook_targets(held.site_id)
+        except sqlite3.Error as e:  # not even readable: the outbox sends it once written
+            log.error(
+                "alert not sent from memory site=%d: webhooks unreadable: %s", held.site_id, e
+            )
+            targets = []
         self._unwritten.add(
             held.key, held.site_id, targets, held.message, int(self._clock() * 1000)
         )
@@ -235,19 +241,23 @@ class Monitor:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_held(), name="held-transitions")
 
-    async def _write_held(self, retry_seconds: float = HELD_RETRY_SECONDS) -> None:
-        """Write the held transitions, oldest first, as soon as the database takes them."""
+    async def _write_held(self) -> None:
+        """Write the held transitions as soon as the database takes them."""
         while self._held:
-            await asyncio.sleep(retry_seconds)
-            while self._held:
-                try:
-                    await self._write(self._held[0])
-                except sqlite3.Error as e:
-                    self._health.fail("database", f"a status change cannot be written: {e}")
-                    break
-                self._held.popleft()
-                self._on_message()
+            await asyncio.sleep(HELD_RETRY_SECONDS)
+            await self._write_held_once()
         log.warning("every held status change is written now")
+
+    async def _write_held_once(self) -> None:
+        """Write held transitions, oldest first, until the database refuses one."""
+        while self._held:
+            try:
+                await self._write(self._held[0])
+            except sqlite3.Error as e:
+                self._health.fail("database", f"a status change cannot be written: {e}")
+                return
+            self._held.popleft()
+            self._on_message()
 
     async def drain(self, grace: float) -> None:
         """Let checks in flight finish for up to ``grace`` seconds, cancel the rest, and write
@@ -264,9 +274,10 @@ class Monitor:
         await self._batcher.close()
         if self._writer is not None:
             self._writer.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._writer
         if self._held:  # one last try; what the disk still refuses is lost with this process
-            with suppress(asyncio.CancelledError, sqlite3.Error):
-                await asyncio.wait_for(self._write_held(retry_seconds=0), grace or 1)
+            await self._write_held_once()
         if self._held:
             log.error(
                 "shutdown with %d status changes the database refused: they are lost",

@@ -1,0 +1,63 @@
+"""Alerts of status changes the database refused: what is sent from memory, and what the outbox
+is handed once the change is written, so that each webhook gets the alert exactly once."""
+
+from __future__ import annotations
+
+from uptimed.notify.unwritten import UnwrittenAlerts
+
+A, B, C = "http://a/h", "http://b/h", "http://c/h"
+PAYLOAD = '{"content": "down"}'
+
+
+def alerts(*urls: str) -> tuple[UnwrittenAlerts, int]:
+    memory = UnwrittenAlerts()
+    key = memory.new_key()
+    memory.add(key, 7, [(i, url) for i, url in enumerate(urls, 1)], PAYLOAD, now=1)
+    return memory, key
+
+
+async def test_each_webhook_gets_a_message_sent_like_an_outbox_row() -> None:
+    memory, _ = alerts(A, B)
+    assert await memory.pending_urls() == [A, B]
+    message = await memory.next_message(A)
+    assert message is not None and message.id < 0  # never an outbox row's id
+    assert (message.site_id, message.webhook_id, message.payload) == (7, 1, {"content": "down"})
+    assert await memory.is_pending(message.id)
+    await memory.mark_delivered(message, now=2)
+    assert await memory.next_message(A) is None and await memory.pending_urls() == [B]
+
+
+async def test_written_change_hands_over_what_was_not_sent_and_marks_what_was() -> None:
+    memory, key = alerts(A, B, C)
+    delivered = await memory.next_message(A)
+    assert delivered is not None and await memory.is_pending(delivered.id)
+    await memory.mark_delivered(delivered, now=2)
+    posting = await memory.next_message(B)
+    assert posting is not None and await memory.is_pending(posting.id)  # its POST has begun
+
+    sent = memory.claim(key)
+    assert sent == {A, B}  # written as delivered: the outbox must not send them again
+    assert await memory.next_message(C) is None  # held back: the outbox row will send it
+    memory.settle(key)
+    assert await memory.pending_urls() == [B]  # the POST in flight goes on from memory ...
+    await memory.mark_delivered(posting, now=3)
+    assert await memory.pending_urls() == []  # ... and is forgotten when it ends
+    assert memory.claim(key) == frozenset()
+
+
+async def test_a_write_that_fails_again_gives_the_messages_back() -> None:
+    memory, key = alerts(A)
+    assert memory.claim(key) == frozenset()
+    assert await memory.next_message(A) is None
+    memory.release(key)
+    message = await memory.next_message(A)
+    assert message is not None and await memory.is_pending(message.id)
+    assert memory.claim(key) == {A}  # now a POST has begun
+
+
+async def test_a_claimed_message_is_not_posted_by_a_waiting_worker() -> None:
+    memory, key = alerts(A)
+    message = await memory.next_message(A)
+    assert message is not None
+    memory.claim(key)  # the worker had it, but had not asked yet
+    assert not await memory.is_pending(message.id)
