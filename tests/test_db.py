@@ -16,6 +16,7 @@ from uptimed.models import (
     SiteIn,
     SiteState,
     Status,
+    Transition,
     WebhookIn,
     iso_ms,
 )
@@ -229,3 +230,32 @@ async def test_migration_to_growing_ids_keeps_every_row_that_points_at_a_site(
     assert raw.execute("SELECT count(*) FROM rollup_minute WHERE site_id = 7").fetchone()[0] == 1
     assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 0  # a new connection's default
     assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+async def test_an_outbox_id_is_never_given_to_another_message(store: Store) -> None:
+    """A worker may still hold the id of a message its webhook's deletion dropped: that id must
+    not come to name a new message, or the worker would send and mark the wrong one."""
+    site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
+    hook = await store.insert_webhook(
+        WebhookIn(site_id=site.id, discord_webhook_url="http://h/1"), now=1
+    )
+    down = CheckResult(status=Status.DOWN, checked_at=5, response_time_ms=1, reason="x")
+    transition = Transition(
+        site_id=site.id, previous=Status.INITIAL, current=Status.DOWN, at=5, previous_since=1
+    )
+    state = SiteState(status=Status.DOWN, since=5)
+    await store.record_check(site.id, down, state, transition, append_unchanged=True, message="{}")
+    dropped = await store.next_message("http://h/1")
+    assert dropped is not None
+    await store.delete_webhook(hook.id)
+    await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url="http://h/2"), now=6)
+    up = CheckResult(status=Status.UP, checked_at=9, response_time_ms=1)
+    back = Transition(
+        site_id=site.id, previous=Status.DOWN, current=Status.UP, at=9, previous_since=5
+    )
+    await store.record_check(
+        site.id, up, SiteState(status=Status.UP, since=9), back, append_unchanged=True, message="{}"
+    )
+    new = await store.next_message("http://h/2")
+    assert new is not None and new.id > dropped.id
+    assert not await store.is_pending(dropped.id)

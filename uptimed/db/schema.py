@@ -175,10 +175,11 @@ MIGRATIONS: list[str] = [
     # 5 -> 6: an outbox row names its site and webhook as a snapshot, like its URL, for the
     # delivery log. No foreign key: "Monitoring ended" outlives the webhook rows its site's
     # deletion removes, while deleting one webhook drops its messages explicitly
-    # (Store.delete_webhook). A webhook shows when its last error happened.
+    # (Store.delete_webhook). A webhook shows when its last error happened. Ids only grow: a
+    # worker that still holds a dropped message's id must not find another message under it.
     """
     CREATE TABLE outbox_v5 (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         site_id INTEGER,
         webhook_id INTEGER,
         url TEXT NOT NULL,
