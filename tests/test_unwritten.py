@@ -61,3 +61,31 @@ async def test_a_claimed_message_is_not_posted_by_a_waiting_worker() -> None:
     assert message is not None
     memory.claim(key)  # the worker had it, but had not asked yet
     assert not await memory.is_pending(message.id)
+
+
+async def test_a_post_that_failed_is_not_counted_as_sent() -> None:
+    """A 5xx or 429 before the change is written: the outbox gets the message as pending."""
+    memory, key = alerts(A, B)
+    retried = await memory.next_message(A)
+    assert retried is not None and await memory.is_pending(retried.id)
+    await memory.mark_attempt(retried, now=2, error="Discord answered 503")
+    given_up = await memory.next_message(B)
+    assert given_up is not None and await memory.is_pending(given_up.id)
+    await memory.mark_failed(given_up, now=3, error="Discord answered 404")
+    assert memory.claim(key) == frozenset()  # neither was accepted: both go to the outbox
+    assert not await memory.is_pending(retried.id)  # and the waiting retry stops here
+    memory.settle(key)
+    assert await memory.pending_urls() == []
+
+
+async def test_a_post_in_flight_at_the_write_that_then_fails_is_retried_from_memory() -> None:
+    memory, key = alerts(A)
+    message = await memory.next_message(A)
+    assert message is not None and await memory.is_pending(message.id)
+    assert memory.claim(key) == {A}  # its row is written as delivered ...
+    memory.settle(key)
+    await memory.mark_attempt(message, now=2, error="timeout")
+    assert await memory.next_message(A) == message  # ... so it must go on from here
+    assert await memory.is_pending(message.id)
+    await memory.mark_delivered(message, now=3)
+    assert await memory.pending_urls() == [] and await memory.next_message(A) is None

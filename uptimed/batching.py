@@ -82,12 +82,12 @@ class CheckBatcher:
                 await self._store.write_checks(rows, in_place, failed)
             except Exception as e:
                 # Said once (Health logs a problem when it begins), not every 0.1 s.
-                self._health.fail("database", f"history rows cannot be written: {e}")
+                self._health.fail("history", f"history rows cannot be written: {e}")
                 self._rows = (rows + self._rows)[-MAX_PENDING:]
                 self._in_place = (in_place + self._in_place)[-MAX_PENDING:]
                 self._failed = (failed + self._failed)[-MAX_PENDING:]
             else:
-                self._health.ok("database")
+                self._health.ok("history")
 
     async def close(self) -> None:
         if self._task is not None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_FAULT_TTL = 30.0  # /healthz reports a host fault until this long after it was last seen
 HELD_RETRY_SECONDS = 1.0  # how often a transition the database refused is written again
+STATUS_CHANGES = "status_changes"  # the health problem of held transitions
 
 
 @dataclass
@@ -107,12 +108,20 @@ class Monitor:
         self._unwritten = UnwrittenAlerts() if unwritten is None else unwritten
         self._held: deque[_Held] = deque()  # transitions the database refused, oldest first
         self._writer: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()  # set by drain(): held changes get one last try
 
     def start(self) -> None:
         self._batcher.start()
 
     def add(self, site: Site) -> None:
         self.states[site.id] = SiteState(status=Status.INITIAL, since=site.created_at)
+
+    def restore(self, site_id: int, state: SiteState, last_checked: int | None) -> None:
+        """A stored site's state at start-up (unless a check changed it meanwhile); its next
+        check is stamped after ``last_checked``, also when the clock is now behind it."""
+        self.states.setdefault(site_id, state)
+        if last_checked is not None:
+            self._stamps.setdefault(site_id, last_checked)
 
     def remove(self, site_id: int) -> None:
         self.states.pop(site_id, None)
@@ -187,11 +196,12 @@ class Monitor:
             )
 
     async def _try_write(self, held: _Held) -> bool:
-        """Write a transition now; False when the database refused it."""
+        """Write a transition now; False when the database refused it (a full or read-only
+        disk, a lock held too long: ``OperationalError``, which may pass)."""
         try:
             written = await self._write(held)
-        except sqlite3.Error as e:
-            self._health.fail("database", f"a status change cannot be written: {e}")
+        except sqlite3.OperationalError as e:
+            self._health.fail(STATUS_CHANGES, f"status changes cannot be written: {e}")
             return False
         if written and held.site_id in self.states:
             self.states[held.site_id] = held.state
@@ -218,15 +228,11 @@ class Monitor:
             self._unwritten.release(held.key)
             raise
         self._unwritten.settle(held.key)
-        self._health.ok("database")
         return written
 
     async def _hold(self, held: _Held) -> None:
         """The database refused the transition: keep it (and every later one, in order) and
         send its alert from memory now, as the outbox would."""
-        if held.site_id in self.states:
-            self.states[held.site_id] = held.state
-        self._held.append(held)
         try:
             targets = await self._store.webhook_targets(held.site_id)
         except sqlite3.Error as e:  # not even readable: the outbox sends it once written
@@ -234,28 +240,39 @@ class Monitor:
                 "alert not sent from memory site=%d: webhooks unreadable: %s", held.site_id, e
             )
             targets = []
+        # Its messages are in memory before the writer can see it, or the writer could write
+        # it with every message pending and the dispatcher send them from memory as well.
         self._unwritten.add(
             held.key, held.site_id, targets, held.message, int(self._clock() * 1000)
         )
+        if held.site_id in self.states:
+            self.states[held.site_id] = held.state
+        self._held.append(held)
         self._on_message()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_held(), name="held-transitions")
 
     async def _write_held(self) -> None:
-        """Write the held transitions as soon as the database takes them."""
-        while self._held:
-            await asyncio.sleep(HELD_RETRY_SECONDS)
+        """Write the held transitions as soon as the database takes them; ends at a stop."""
+        while self._held and not self._stopped.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(HELD_RETRY_SECONDS):
+                    await self._stopped.wait()
             await self._write_held_once()
-        log.warning("every held status change is written now")
+        if not self._held:
+            self._health.ok(STATUS_CHANGES)
+            log.warning("every held status change is written now")
 
     async def _write_held_once(self) -> None:
         """Write held transitions, oldest first, until the database refuses one."""
         while self._held:
             try:
                 await self._write(self._held[0])
-            except sqlite3.Error as e:
-                self._health.fail("database", f"a status change cannot be written: {e}")
+            except sqlite3.OperationalError as e:
+                self._health.fail(STATUS_CHANGES, f"status changes cannot be written: {e}")
                 return
+            except sqlite3.Error:  # not the disk but this row: trying again cannot help
+                log.exception("held status change dropped site=%d", self._held[0].site_id)
             self._held.popleft()
             self._on_message()
 
@@ -272,11 +289,10 @@ class Monitor:
             if still:
                 await asyncio.wait(still)
         await self._batcher.close()
+        self._stopped.set()  # the writer makes one last try, not cut off in a write
         if self._writer is not None:
-            self._writer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._writer
-        if self._held:  # one last try; what the disk still refuses is lost with this process
+            await asyncio.wait({self._writer}, timeout=max(grace, 1.0))
+        if self._held and (self._writer is None or self._writer.done()):
             await self._write_held_once()
         if self._held:
             log.error(

@@ -187,7 +187,7 @@ class Scheduler:
         states = await store.site_states()
         for site in sites:
             if site.id in states:
-                self._monitor.states.setdefault(site.id, states[site.id][0])
+                self._monitor.restore(site.id, *states[site.id])
         now = datetime.now(UTC)
         plan: list[tuple[datetime, Site]] = []
         for offset in range(0, len(sites), RESUME_CHUNK * 4):

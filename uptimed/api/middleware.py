@@ -31,6 +31,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REALM = 'Basic realm="uptimed"'
 AUTH_FAILURE_WINDOW = 60.0
 DATABASE_RETRY_AFTER = 5  # seconds a client is asked to wait when the database refuses
+API_FAULT_TTL = 30.0  # /healthz reports a database refusal this long after the last one
 
 _FRAMEWORK_DETAILS = {
     404: "Not found: no such endpoint.",
@@ -65,7 +66,10 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
+        if request.method != hdrs.METH_GET:  # a write went through: the database takes them
+            request.app[HEALTH].ok("api_writes")
+        return response
     except ApiError as e:
         return error_response(e.status, e.detail, e.headers)
     except (BadRequest, NotFound) as e:
@@ -79,7 +83,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except sqlite3.OperationalError as e:
         # A full or read-only disk, an I/O error, a lock held too long: not a bug, and the
         # client can try again. The transaction was rolled back, so nothing changed.
-        request.app[HEALTH].fail("database", f"the API cannot use the database: {e}")
+        # Seen only while requests come: reported until a quiet half-minute has passed.
+        request.app[HEALTH].fail(
+            "api_writes", f"the API cannot use the database: {e}", ttl=API_FAULT_TTL
+        )
         return error_response(
             503,
             f"The database cannot be used right now ({e}); nothing was changed. Try again later.",

@@ -8,12 +8,12 @@ entry per webhook of the site; the dispatcher delivers these after the outbox ro
 URL, with the same retries, through the same bookkeeping calls as the store's (``next_message``,
 ``is_pending``, ``mark_*``). Their ids are negative, so they cannot be mistaken for rows.
 
-When the transition is finally written, its messages must be written too, and never sent twice:
-``claim`` says which URLs already had a POST begun (their rows are written as delivered), and
-holds back the others (written as pending, for the outbox to send); ``settle`` then forgets
-them, or ``release`` gives them back if the write failed again. A delivered message is kept
-until its transition is written, so that ``claim`` still knows it went out. What is only here is
-lost if uptimed stops before the disk takes it; the log says so at a stop.
+When the transition is finally written, its messages must be written too, and each sent once:
+``claim`` says which URLs Discord accepted the message for, or is being POSTed to right now
+(their rows are written as delivered), and holds back the others (written as pending, for the
+outbox to send); ``settle`` then forgets them, or ``release`` gives them back if the write
+failed again. A POST in flight at ``claim`` goes on from here and is forgotten when it ends.
+What is only here is lost if uptimed stops before the disk takes it; the log says so.
 """
 
 from __future__ import annotations
@@ -21,27 +21,39 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
 
 from uptimed.models import OutboxMessage
 
+K = TypeVar("K", int, str)
 
-@dataclass
+
+class _State(Enum):
+    QUEUED = "queued"  # to send from here (also between retries)
+    POSTING = "posting"  # a POST has begun and has not failed yet
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up on: the outbox takes it over once written
+    CLAIMED = "claimed"  # being written to the outbox as pending: not to be sent from here
+
+
+@dataclass(eq=False)
 class _Entry:
     message: OutboxMessage
     key: int  # the transition it tells about
-    begun: bool = False  # a POST may have been made: never hand it to the outbox as pending
-    claimed: bool = False  # being written to the outbox: not to be sent from here
-    done: bool = False  # delivered or given up: kept until its transition is written
+    state: _State = _State.QUEUED
+    written: bool = False  # its transition is written: forget it when its POST ends
 
 
 class UnwrittenAlerts:
     """The messages of transitions not yet written, per webhook URL, oldest first."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, _Entry] = {}  # message id (negative) -> entry, in order
+        self._by_id: dict[int, _Entry] = {}  # message id (negative) -> entry
+        self._by_key: dict[int, list[_Entry]] = {}
+        self._by_url: dict[str, list[_Entry]] = {}  # in the order they came
         self._ids = itertools.count(-1, -1)
         self._keys = itertools.count(1)
-        self._written: set[int] = set()  # keys written while a POST of theirs was still going
 
     def new_key(self) -> int:
         return next(self._keys)
@@ -50,86 +62,94 @@ class UnwrittenAlerts:
         self, key: int, site_id: int, targets: list[tuple[int, str]], payload: str, now: int
     ) -> None:
         """One message per ``(webhook id, url)`` of the site, for the transition ``key``."""
+        body = json.loads(payload)
         for webhook_id, url in targets:
             message = OutboxMessage.model_construct(
                 id=next(self._ids),
                 url=url,
-                payload=json.loads(payload),
+                payload=body,
                 created_at=now,
                 attempts=0,
                 site_id=site_id,
                 webhook_id=webhook_id,
             )
-            self._entries[message.id] = _Entry(message, key)
+            entry = _Entry(message, key)
+            self._by_id[message.id] = entry
+            self._by_key.setdefault(key, []).append(entry)
+            self._by_url.setdefault(url, []).append(entry)
 
     # --- what the monitor calls when it writes the transition at last ------------------------
 
     def claim(self, key: int) -> frozenset[str]:
-        """The URLs of ``key`` that had a POST begun; the rest are held back from sending."""
-        begun: set[str] = set()
-        for entry in self._entries.values():
-            if entry.key == key:
-                if entry.begun or entry.done:
-                    begun.add(entry.message.url)
-                else:
-                    entry.claimed = True
-        return frozenset(begun)
+        """The URLs of ``key`` delivered or being POSTed to; the rest are held back."""
+        sent: set[str] = set()
+        for entry in self._by_key.get(key, ()):
+            if entry.state in (_State.POSTING, _State.DELIVERED):
+                sent.add(entry.message.url)
+            else:
+                entry.state = _State.CLAIMED
+        return frozenset(sent)
 
     def settle(self, key: int) -> None:
-        """``key`` is written: the outbox has the claimed messages now. Those with a POST
-        begun stay until it ends (their rows say delivered already)."""
-        mine = [(i, e) for i, e in self._entries.items() if e.key == key]
-        for message_id, entry in mine:
-            if entry.claimed or entry.done:
-                del self._entries[message_id]
-        if any(not (e.claimed or e.done) for _, e in mine):
-            self._written.add(key)
+        """``key`` is written: the outbox has its messages now, but for a POST still going."""
+        for entry in list(self._by_key.get(key, ())):
+            if entry.state is _State.POSTING:
+                entry.written = True
+            else:
+                self._forget(entry)
 
     def release(self, key: int) -> None:
         """Writing ``key`` failed again: its claimed messages may be sent from here again."""
-        for entry in self._entries.values():
-            if entry.key == key:
-                entry.claimed = False
+        for entry in self._by_key.get(key, ()):
+            if entry.state is _State.CLAIMED:
+                entry.state = _State.QUEUED
+
+    def _forget(self, entry: _Entry) -> None:
+        del self._by_id[entry.message.id]
+        _remove(self._by_key, entry.key, entry)
+        _remove(self._by_url, entry.message.url, entry)
 
     # --- the bookkeeping calls of the dispatcher, as the store has them (async alike) -----------
 
     async def pending_urls(self) -> list[str]:
-        return list(
-            dict.fromkeys(
-                e.message.url for e in self._entries.values() if not (e.claimed or e.done)
-            )
-        )
+        return [url for url in self._by_url if await self.next_message(url) is not None]
 
     async def next_message(self, url: str) -> OutboxMessage | None:
-        for entry in self._entries.values():
-            if entry.message.url == url and not (entry.claimed or entry.done):
+        for entry in self._by_url.get(url, ()):
+            if entry.state in (_State.QUEUED, _State.POSTING):
                 return entry.message
         return None
 
     async def is_pending(self, message_id: int) -> bool:
         """Asked right before each POST: a True answer means a POST begins."""
-        entry = self._entries.get(message_id)
-        if entry is None or entry.claimed or entry.done:
+        entry = self._by_id.get(message_id)
+        if entry is None or entry.state not in (_State.QUEUED, _State.POSTING):
             return False
-        entry.begun = True
+        entry.state = _State.POSTING
         return True
 
+    async def mark_attempt(self, message: OutboxMessage, now: int, error: str) -> None:
+        """The POST failed and will be retried: not sent, so the outbox may take it over."""
+        self._end(message.id, _State.QUEUED)
+
     async def mark_delivered(self, message: OutboxMessage, now: int) -> None:
-        self._finish(message.id)
+        self._end(message.id, _State.DELIVERED)
 
     async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
-        self._finish(message.id)
+        self._end(message.id, _State.FAILED)
 
-    def _finish(self, message_id: int) -> None:
-        """Done: forgotten if its transition is written already, else kept for ``claim``."""
-        entry = self._entries.get(message_id)
-        if entry is None:
+    def _end(self, message_id: int, state: _State) -> None:
+        entry = self._by_id.get(message_id)
+        if entry is None or entry.state is _State.CLAIMED:
             return
-        entry.done = True
-        if entry.key in self._written:
-            del self._entries[message_id]
-            if not any(e.key == entry.key for e in self._entries.values()):
-                self._written.discard(entry.key)
+        if entry.written and state is not _State.QUEUED:
+            self._forget(entry)  # its row says delivered already
+        else:
+            entry.state = state
 
-    async def mark_attempt(self, message: OutboxMessage, now: int, error: str) -> None:
-        """Nothing to keep: the dispatcher logs every failed attempt."""
+
+def _remove(index: dict[K, list[_Entry]], key: K, entry: _Entry) -> None:
+    entries = index[key]
+    entries.remove(entry)
+    if not entries:
+        del index[key]
