@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import AppClient, Target, eventually, wait_out
 from tests.fake_discord import FakeDiscord, Ok, RateLimited, Recorded, ServerError, Stream
 from tests.test_delivery import add_hook, add_site, fake, fast, hook_state  # noqa: F401
+from uptimed.app_keys import DISPATCHER
 from uptimed.config import Settings
 
 OUTBOX_LOGGER = "uptimed.notify.outbox"
@@ -400,8 +401,13 @@ async def test_a_stop_lets_a_post_in_flight_finish_so_it_is_not_sent_again(
     site_id = await add_site(client, target.url("/ok"))
     await add_hook(client, site_id, fake.url())
     await asyncio.wait_for(arrived.wait(), 10)  # "Monitoring started" is being answered
+    dispatcher = client.app[DISPATCHER]
     closing = asyncio.create_task(client.close())
-    await wait_out(0.3)  # the stop has begun and waits for the POST in flight
+
+    async def stopping() -> bool:
+        return dispatcher._stopping  # the stop has begun and waits for the POST in flight
+
+    await eventually(stopping, interval=0.01)
     answer.set()
     await asyncio.wait_for(closing, 15)
 

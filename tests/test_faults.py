@@ -272,7 +272,8 @@ async def test_a_database_lock_after_discord_accepted_never_sends_the_alert_twic
     target.statuses["/l"] = 503
     try:
         await asyncio.wait_for(locked.wait(), 10)
-        await wait_out(7)  # past the busy timeout: the delivered mark fails and is retried
+        # Past the 5 s busy timeout the delivered mark fails, and is retried.
+        await read_until(daemon, r"marking=delivered .*database is locked")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -286,4 +287,4 @@ async def test_a_database_lock_after_discord_accepted_never_sends_the_alert_twic
     titles = [b["embeds"][0]["title"] for b in fake.valid_bodies()]
     assert titles == ["🟢 Monitoring started: Shop is UP", "🔴 Shop is DOWN"], titles
     code, out = await daemon.stop(signal.SIGTERM)
-    assert code == 0 and "marking=delivered" in out and "database is locked" in out, out
+    assert code == 0 and "Traceback" not in out, out

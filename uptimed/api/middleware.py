@@ -152,10 +152,13 @@ def auth_middleware(
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in auth.public_paths:
             return await handler(request)
-        client = client_address(
-            request.remote,
-            request.headers.getall(hdrs.X_FORWARDED_FOR, ()),
-            request.app[SETTINGS].trusted_proxies,
+        trusted = request.app[SETTINGS].trusted_proxies
+        client = (
+            client_address(
+                request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, ()), trusted
+            )
+            if trusted
+            else request.remote or "unknown"
         )
         if wait := auth.failures.retry_after(client):
             raise ApiError(
