@@ -180,6 +180,21 @@ async def fetch_one(
     return next(iter(await conn.execute_fetchall(sql, args)), None)
 
 
+async def _note_webhooks(db: aiosqlite.Connection, url: str, now: int, error: str | None) -> None:
+    """On every webhook with this URL: a delivery at ``now`` (no error), or a failed attempt."""
+    if error is None:
+        await db.execute(
+            "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL, last_error_at = NULL"
+            " WHERE url = ?",
+            (now, url),
+        )
+    else:
+        await db.execute(
+            "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
+            (error, now, url),
+        )
+
+
 def _valid_id(value: int) -> bool:
     return 0 < value <= MAX_SQLITE_INT
 
@@ -597,17 +612,7 @@ class Store:
     async def record_webhook_result(self, url: str, now: int, error: str | None) -> None:
         """Note on every webhook with this URL how its last delivery (or test) went."""
         async with self.transaction() as db:
-            if error is None:
-                await db.execute(
-                    "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL,"
-                    " last_error_at = NULL WHERE url = ?",
-                    (now, url),
-                )
-            else:
-                await db.execute(
-                    "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
-                    (error, now, url),
-                )
+            await _note_webhooks(db, url, now, error)
 
     # --- outbox ------------------------------------------------------------------------------
 
@@ -653,11 +658,7 @@ class Store:
                 " WHERE id = ?",
                 (now, message.id),
             )
-            await db.execute(
-                "UPDATE webhooks SET last_delivery_at = ?, last_error = NULL,"
-                " last_error_at = NULL WHERE url = ?",
-                (now, message.url),
-            )
+            await _note_webhooks(db, message.url, now, None)
 
     async def mark_attempt(self, message: OutboxMessage, now: int, error: str) -> None:
         """A failed attempt that will be retried: its error shows on the webhooks at once."""
@@ -666,10 +667,7 @@ class Store:
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 (error, message.id),
             )
-            await db.execute(
-                "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
-                (error, now, message.url),
-            )
+            await _note_webhooks(db, message.url, now, error)
 
     async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
         """Give up on a message; the error shows on its webhooks as ``last_error``."""
@@ -679,7 +677,4 @@ class Store:
                 " WHERE id = ?",
                 (now, error, message.id),
             )
-            await db.execute(
-                "UPDATE webhooks SET last_error = ?, last_error_at = ? WHERE url = ?",
-                (error, now, message.url),
-            )
+            await _note_webhooks(db, message.url, now, error)
