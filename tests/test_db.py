@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from uptimed.alerting import next_state
 from uptimed.db import SCHEMA_VERSION, NotFound, Store
 from uptimed.db.reports import history_page, incidents_page
 from uptimed.db.schema import MIGRATIONS
@@ -20,6 +21,13 @@ from uptimed.models import (
     WebhookIn,
     iso_ms,
 )
+
+
+def started(site_id: int, result: CheckResult) -> tuple[SiteState, Transition]:
+    """The first check's transition, as the monitor's state machine makes it."""
+    state, transition = next_state(site_id, SiteState(status=Status.INITIAL, since=1), result)
+    assert transition is not None
+    return state, transition
 
 
 @pytest.fixture
@@ -61,27 +69,24 @@ async def test_delete_cascades_to_history_and_webhooks(store: Store) -> None:
     site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
     await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url="http://h"), now=2)
     result = CheckResult(status=Status.UP, checked_at=3, response_time_ms=5)
-    await store.record_check(
-        site.id, result, SiteState(status=Status.UP, since=3), None, append_unchanged=True
-    )
+    state, transition = started(site.id, result)
+    assert await store.record_transition(site.id, result, state, transition)
     await store.delete_site(site.id)
     with pytest.raises(NotFound):
         await store.get_site(site.id)
     assert (await history_page(store, site.id, HistoryQuery()))[0] == []
     assert await store.list_webhooks() == []
     # A check that finishes after the delete writes nothing and does not fail.
-    assert not await store.record_check(
-        site.id, result, SiteState(status=Status.UP, since=3), None, append_unchanged=True
-    )
+    assert not await store.record_transition(site.id, result, state, transition)
+    await store.write_checks([(site.id, 1, 5, 4, None, 3)], [], [])
+    assert (await history_page(store, site.id, HistoryQuery()))[0] == []
 
 
-async def test_record_check_is_one_transaction(store: Store) -> None:
+async def test_a_transition_is_one_transaction(store: Store) -> None:
     site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
     bad = CheckResult(status=Status.UP, checked_at=2**70, response_time_ms=5)  # cannot be stored
     with pytest.raises(OverflowError):
-        await store.record_check(
-            site.id, bad, SiteState(status=Status.UP, since=2), None, append_unchanged=True
-        )
+        await store.record_transition(site.id, bad, *started(site.id, bad))
     states = await store.site_states()
     assert states[site.id][0].status is Status.INITIAL  # the sites row was rolled back too
     page, _ = await history_page(store, site.id, HistoryQuery())
@@ -95,20 +100,17 @@ async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
     for url in ("http://h/1", "http://h/2"):
         await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url=url), now=2)
     result = CheckResult(status=Status.DOWN, checked_at=3, response_time_ms=5, reason="HTTP 500")
-    await store.record_check(
-        site.id, result, SiteState(status=Status.DOWN, since=3), None,
-        append_unchanged=True, message='{"content": "down"}',
-    )  # fmt: skip
+    down, went_down = started(site.id, result)
+    await store.record_transition(site.id, result, down, went_down, message='{"content": "down"}')
     assert await store.pending_urls() == ["http://h/1", "http://h/2"]
     message = await store.next_message("http://h/2")
     assert message is not None and message.payload == {"content": "down"}
 
     bad = CheckResult(status=Status.UP, checked_at=2**70, response_time_ms=5)
+    up, went_up = next_state(site.id, down, bad)
+    assert went_up is not None
     with pytest.raises(OverflowError):
-        await store.record_check(
-            site.id, bad, SiteState(status=Status.UP, since=4), None,
-            append_unchanged=True, message='{"content": "up"}',
-        )  # fmt: skip
+        await store.record_transition(site.id, bad, up, went_up, message='{"content": "up"}')
     assert [w.pending for w in await store.list_webhooks()] == [1, 1]  # no "up" queued
 
     await store.mark_delivered(message, now=9)
@@ -160,9 +162,7 @@ async def test_a_site_never_checked_has_no_last_check(store: Store) -> None:
     never = await store.insert_site(SiteIn(url="http://a", name="a"), now=1_000)
     checked = await store.insert_site(SiteIn(url="http://b", name="b"), now=1_000)
     result = CheckResult(status=Status.UP, checked_at=5_000, response_time_ms=5)
-    await store.record_check(
-        checked.id, result, SiteState(status=Status.UP, since=5_000), None, append_unchanged=True
-    )
+    await store.record_transition(checked.id, result, *started(checked.id, result))
     states = await store.site_states()
     assert states[never.id][1] is None  # its INITIAL row is not a check: due at once
     assert states[checked.id][1] == 5_000
@@ -244,7 +244,7 @@ async def test_an_outbox_id_is_never_given_to_another_message(store: Store) -> N
         site_id=site.id, previous=Status.INITIAL, current=Status.DOWN, at=5, previous_since=1
     )
     state = SiteState(status=Status.DOWN, since=5)
-    await store.record_check(site.id, down, state, transition, append_unchanged=True, message="{}")
+    await store.record_transition(site.id, down, state, transition, message="{}")
     dropped = await store.next_message("http://h/1")
     assert dropped is not None
     await store.delete_webhook(hook.id)
@@ -253,8 +253,8 @@ async def test_an_outbox_id_is_never_given_to_another_message(store: Store) -> N
     back = Transition(
         site_id=site.id, previous=Status.DOWN, current=Status.UP, at=9, previous_since=5
     )
-    await store.record_check(
-        site.id, up, SiteState(status=Status.UP, since=9), back, append_unchanged=True, message="{}"
+    await store.record_transition(
+        site.id, up, SiteState(status=Status.UP, since=9), back, message="{}"
     )
     new = await store.next_message("http://h/2")
     assert new is not None and new.id > dropped.id

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from uptimed.alerting import next_state
 from uptimed.db import Store
 from uptimed.db.schema import MIGRATIONS
-from uptimed.models import CheckResult, SiteIn, SiteState, Status, WebhookIn
+from uptimed.models import CheckResult, SiteIn, Status, WebhookIn
 
 OUTBOX_V5 = MIGRATIONS.index(next(m for m in MIGRATIONS if "outbox_v5" in m))
 
@@ -22,12 +23,20 @@ async def store(tmp_path: Path) -> Store:
     await s.close()
 
 
-async def queue_down(store: Store, site_id: int, at: int) -> None:
-    result = CheckResult(status=Status.DOWN, checked_at=at, response_time_ms=5, reason="HTTP 500")
-    await store.record_check(
-        site_id, result, SiteState(status=Status.DOWN, since=at), None,
-        append_unchanged=True, message='{"content": "down"}',
-    )  # fmt: skip
+async def queue_change(store: Store, site_id: int, at: int) -> None:
+    """The site's next change of status (DOWN, UP, DOWN, ...) with a message, as the monitor
+    writes one."""
+    previous = (await store.site_states())[site_id][0]
+    up = previous.status is Status.DOWN
+    result = CheckResult(
+        status=Status.UP if up else Status.DOWN,
+        checked_at=at,
+        response_time_ms=5,
+        reason=None if up else "HTTP 500",
+    )
+    state, transition = next_state(site_id, previous, result)
+    assert transition is not None
+    await store.record_transition(site_id, result, state, transition, message='{"content": "x"}')
 
 
 async def test_migration_keeps_messages_and_snapshots_their_site(tmp_path: Path) -> None:
@@ -66,12 +75,12 @@ async def test_deleting_a_webhook_drops_only_its_undelivered_messages(store: Sto
     two = await store.insert_site(SiteIn(url="http://b", name="b"), now=1)
     gone = await store.insert_webhook(WebhookIn(site_id=one.id, discord_webhook_url="http://h"), 2)
     kept = await store.insert_webhook(WebhookIn(site_id=two.id, discord_webhook_url="http://h"), 2)
-    await queue_down(store, one.id, 3)
+    await queue_change(store, one.id, 3)
     delivered = await store.next_message("http://h")
     assert delivered is not None
     await store.mark_delivered(delivered, now=4)
-    await queue_down(store, one.id, 5)
-    await queue_down(store, two.id, 6)
+    await queue_change(store, one.id, 5)
+    await queue_change(store, two.id, 6)
 
     assert await store.delete_webhook(gone.id) == 1
     left = await store.next_message("http://h")
@@ -98,7 +107,7 @@ async def test_deleting_the_site_keeps_monitoring_ended_with_its_webhook_named(
 async def test_a_failed_attempt_shows_with_its_time_until_a_delivery(store: Store) -> None:
     site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
     await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url="http://h"), 2)
-    await queue_down(store, site.id, 3)
+    await queue_change(store, site.id, 3)
     message = await store.next_message("http://h")
     assert message is not None
 

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import AppClient, ManualClock, eventually
 from uptimed.alerting import next_state
+from uptimed.batching import CheckBatcher
 from uptimed.config import Settings
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import DAY, MINUTE, Retention
@@ -38,6 +39,7 @@ class Sim:
     def __init__(self, store: Store, site_id: int, created: int) -> None:
         self.store, self.site_id = store, site_id
         self.state = SiteState(status=Status.INITIAL, since=created)
+        self.batch = CheckBatcher(store, flush_seconds=60, append_unchanged=True)
 
     async def check(self, at: int, up: bool, rtt: int = 100, reason: str = "HTTP 503") -> None:
         result = CheckResult(
@@ -47,9 +49,11 @@ class Sim:
             reason=None if up else reason,
         )
         self.state, transition = next_state(self.site_id, self.state, result)
-        assert await self.store.record_check(
-            self.site_id, result, self.state, transition, append_unchanged=True
-        )
+        if transition is None:
+            self.batch.add(self.site_id, result, self.state)
+            await self.batch.flush()
+        else:
+            assert await self.store.record_transition(self.site_id, result, self.state, transition)
 
 
 @pytest.fixture

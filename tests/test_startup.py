@@ -33,8 +33,9 @@ from tests.daemon import (  # noqa: F401
 )
 from tests.test_config import readme_env_names
 from uptimed import __version__
+from uptimed.db.files import DatabaseUnavailable
 from uptimed.db.schema import SCHEMA_VERSION
-from uptimed.db.store import DatabaseUnavailable, Store
+from uptimed.db.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PR_CAPBSET_DROP = 24

@@ -98,7 +98,6 @@ class Monitor:
         self._timeout = timeout
         self._retries = retries
         self._semaphore = asyncio.Semaphore(max_concurrent)
-        self._append_unchanged = append_unchanged
         self._clock = clock
         self._on_message = on_message
         self._inflight: set[asyncio.Task[object]] = set()
@@ -214,12 +213,11 @@ class Monitor:
         alert already went to from memory are written as delivered. False: site deleted."""
         sent = self._unwritten.claim(held.key)
         try:
-            written = await self._store.record_check(
+            written = await self._store.record_transition(
                 held.site_id,
                 held.result,
                 held.state,
                 held.transition,
-                append_unchanged=self._append_unchanged,
                 message=held.message,
                 sent=sent,
                 now=int(self._clock() * 1000),

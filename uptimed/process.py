@@ -21,7 +21,7 @@ from aiohttp import web
 from uptimed import __version__, pidlock, redact
 from uptimed.app_keys import SETTINGS, STORE
 from uptimed.config import CONFIG_ENV, ENV_FIELDS, ConfigError, Settings, load
-from uptimed.db.store import DatabaseUnavailable, check_files
+from uptimed.db.files import DatabaseUnavailable, check_files
 
 log = logging.getLogger("uptimed")
 

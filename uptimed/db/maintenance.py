@@ -15,7 +15,8 @@ import logging
 from dataclasses import dataclass
 
 from uptimed.db.schema import HIST_COLUMNS, rt_bucket_sql
-from uptimed.db.store import MAX_SQLITE_INT, Store
+from uptimed.db.store import Store
+from uptimed.models import MAX_SQLITE_INT
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from uptimed.db.connection import fetch_one
 from uptimed.db.maintenance import DAY, HOUR, LEVELS, MINUTE, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
-from uptimed.db.store import Store, fetch_one
+from uptimed.db.store import Store
 from uptimed.models import (
     HistoryQuery,
     Incident,

@@ -1,0 +1,135 @@
+"""Webhooks: where a site's messages go, and how their last delivery went."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from uptimed.db.connection import (
+    HISTORY_SELECT,
+    NotFound,
+    fetch_one,
+    history_row,
+    valid_id,
+)
+from uptimed.db.outbox import PENDING, note_webhooks
+from uptimed.db.sites import SITE_COLUMNS, SiteQueries, site_from_row
+from uptimed.models import HistoryRow, Site, Status, Webhook, WebhookIn
+
+WEBHOOK_SELECT = (
+    "SELECT w.id, w.site_id, w.url, w.created_at, w.last_delivery_at, w.last_error,"
+    " w.last_error_at,"
+    " (SELECT count(*) FROM outbox o WHERE o.webhook_id = w.id"
+    "  AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending"
+    " FROM webhooks w"
+)
+
+
+def webhook_from_row(row: sqlite3.Row) -> Webhook:
+    return Webhook.model_construct(
+        id=row["id"],
+        site_id=row["site_id"],
+        discord_webhook_url=row["url"],
+        created_at=row["created_at"],
+        last_delivery_at=row["last_delivery_at"],
+        last_error=row["last_error"],
+        last_error_at=row["last_error_at"],
+        pending=row["pending"],
+    )
+
+
+class WebhookQueries(SiteQueries):
+    async def insert_webhook(
+        self,
+        data: WebhookIn,
+        now: int,
+        greeting: Callable[[Site, HistoryRow], str] | None = None,
+    ) -> Webhook:
+        """Store a webhook; if its site has already left INITIAL, queue ``greeting(site, latest)``.
+
+        Without the greeting a webhook added after the first check (the usual order: create
+        the site, then its webhook) would never hear "Monitoring started". Reading the status
+        inside the write transaction means a concurrent first check sends it exactly once.
+        """
+        if not valid_id(data.site_id):
+            raise NotFound("Site not found")
+        async with self.transaction() as db:
+            site_row = await fetch_one(
+                db, f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
+            )
+            if site_row is None:
+                raise NotFound("Site not found")
+            cur = await db.execute(
+                "INSERT INTO webhooks (site_id, url, created_at) VALUES (?, ?, ?)",
+                (data.site_id, data.discord_webhook_url, now),
+            )
+            webhook_id = cur.lastrowid
+            pending = 0
+            site = site_from_row(site_row)
+            status = await self.site_status(db, site.id)
+            if greeting is not None and status is not Status.INITIAL:
+                async with db.execute(
+                    f"{HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at DESC LIMIT 1",
+                    (data.site_id,),
+                ) as cur:
+                    latest = history_row(await cur.fetchone())  # type: ignore[arg-type]
+                await db.execute(
+                    "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (site.id, webhook_id, data.discord_webhook_url, greeting(site, latest), now),
+                )
+                pending = 1
+        return Webhook.model_construct(
+            **data.model_dump(),
+            id=webhook_id,
+            created_at=now,
+            last_delivery_at=None,
+            last_error=None,
+            last_error_at=None,
+            pending=pending,
+        )
+
+    async def list_webhooks(self, site_id: int | None = None) -> list[Webhook]:
+        if site_id is None:
+            sql, args = f"{WEBHOOK_SELECT} ORDER BY w.id", ()
+        else:
+            await self.get_site(site_id)
+            sql, args = f"{WEBHOOK_SELECT} WHERE w.site_id = ? ORDER BY w.id", (site_id,)
+        async with self._reader.execute(sql, args) as cur:
+            return [webhook_from_row(row) for row in await cur.fetchall()]
+
+    async def get_webhook(self, webhook_id: int) -> Webhook:
+        if valid_id(webhook_id):
+            row = await fetch_one(self._reader, f"{WEBHOOK_SELECT} WHERE w.id = ?", (webhook_id,))
+            if row is not None:
+                return webhook_from_row(row)
+        raise NotFound("Webhook not found")
+
+    async def delete_webhook(self, webhook_id: int) -> int:
+        """Delete the webhook and drop its undelivered messages; returns how many were dropped.
+
+        A deleted webhook hears nothing more. (Deleting its site instead removes the webhook
+        rows by cascade and leaves their messages, "Monitoring ended" among them, queued.)
+        """
+        if valid_id(webhook_id):
+            async with self.transaction() as db:
+                dropped = await db.execute(
+                    f"DELETE FROM outbox WHERE webhook_id = ? AND {PENDING}", (webhook_id,)
+                )
+                cur = await db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
+                if cur.rowcount:
+                    return dropped.rowcount
+                raise NotFound("Webhook not found")  # rolls the outbox delete back
+        raise NotFound("Webhook not found")
+
+    async def record_webhook_result(self, url: str, now: int, error: str | None) -> None:
+        """Note on every webhook with this URL how its last delivery (or test) went."""
+        async with self.transaction() as db:
+            await note_webhooks(db, url, now, error)
+
+    async def webhook_targets(self, site_id: int) -> list[tuple[int, str]]:
+        """(id, URL) of each webhook of a site, read while writes may be failing."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, url FROM webhooks WHERE site_id = ? ORDER BY id", (site_id,)
+        )
+        return [(row[0], row[1]) for row in rows]
