@@ -23,7 +23,7 @@ from aiohttp import web
 
 from tests.conftest import Target, eventually, wait_out
 from tests.daemon import Daemon, api, daemon_fixture  # noqa: F401
-from tests.fake_discord import FakeDiscord, Recorded
+from tests.fake_discord import FakeDiscord, RateLimited, Recorded, ServerError, Stream
 
 
 async def read_until(daemon: Daemon, pattern: str, timeout: float = 15) -> str:
@@ -288,3 +288,55 @@ async def test_a_database_lock_after_discord_accepted_never_sends_the_alert_twic
     assert titles == ["🟢 Monitoring started: Shop is UP", "🔴 Shop is DOWN"], titles
     code, out = await daemon.stop(signal.SIGTERM)
     assert code == 0 and "Traceback" not in out, out
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_discords_odd_waits_and_a_huge_answer_on_the_real_process(
+    daemon: Daemon, target: Target, aiohttp_server: Any
+) -> None:
+    """A global 429 asking for 1e9 s, then -5 s and a 503 with Retry-After 0, then a 300 MiB
+    answer: each wait is clamped (here to a backoff of 0.2..1 s), nothing spins, and the huge
+    answer is cut after a few KiB without the process growing."""
+    fake = await FakeDiscord().start(aiohttp_server)
+    daemon.env.update(
+        {
+            "UPTIMED_DISCORD_BACKOFF_INITIAL_SECONDS": "0.2",
+            "UPTIMED_DISCORD_BACKOFF_MAX_SECONDS": "1",
+        }
+    )
+    await daemon.start()
+    assert daemon.proc is not None
+    url = fake.url()
+    fake.script(
+        url,
+        RateLimited(retry_after=1e9, global_=True),
+        *[RateLimited(retry_after=-5)] * 3,
+        *[ServerError(status=503, retry_after=0)] * 3,
+        Stream(status=500),
+    )
+    site = {"url": target.url("/q"), "name": "Shop", "check_interval_seconds": 3600}
+    site_id = (await api(daemon, "POST", "/sites", site))[1]["id"]  # type: ignore[index]
+    assert (
+        await api(daemon, "POST", "/webhooks", {"site_id": site_id, "discord_webhook_url": url})
+    )[0] == 200
+
+    got = await fake.wait_for(9, timeout=20)  # 8 odd answers, then the 204
+    assert [r.status for r in got][-1] == 204
+    spent = got[-1].at - got[0].at
+    assert 8 * 0.2 <= spent <= 8 * 1.0 + 3, spent  # each wait within the backoff's bounds
+    streamed = got[7]
+    assert streamed.disconnected and streamed.sent < 32 * 1024 * 1024, streamed.sent
+    assert peak_rss_mib(daemon.proc.pid) < 200  # 300 MiB were offered
+
+    async def delivered() -> bool:
+        return (await api(daemon, "GET", "/webhooks"))[1][0]["pending"] == 0  # type: ignore[index]
+
+    await eventually(delivered)
+    code, out = await daemon.stop(signal.SIGTERM)
+    assert code == 0 and "out of range" in out, out
