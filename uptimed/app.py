@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 
 import aiohttp
@@ -188,10 +188,16 @@ async def _resume(app: web.Application, scheduler: Scheduler) -> None:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, freeze_gc: bool = False
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    freeze_gc: bool = False,
+    on_open: Callable[[web.Application], Awaitable[None]] | None = None,
 ) -> web.Application:
     """The whole daemon as an aiohttp app. ``freeze_gc`` is a policy for the process (see
     gc_freeze.py): ``__main__`` turns it on; tests, which run many apps in one process, do not.
+    ``on_open`` runs once the database is open and before anything else starts (the start
+    line: later, its queries would wait behind the loading of every site).
     """
     clock = clock or Clock()
     if settings.redis_url:
@@ -219,8 +225,22 @@ def create_app(
         day_days=settings.rollup_day_retention_days,
     )
     app[NOTIFIER] = NOTIFIERS["discord"]()
+
+    async def opened(app: web.Application) -> AsyncIterator[None]:
+        if on_open is not None:
+            await on_open(app)
+        yield
+
     app.cleanup_ctx.extend(
-        [store_ctx, database_watch_ctx, http_ctx, notify_http_ctx, dispatcher_ctx, scheduler_ctx]
+        [
+            store_ctx,
+            opened,
+            database_watch_ctx,
+            http_ctx,
+            notify_http_ctx,
+            dispatcher_ctx,
+            scheduler_ctx,
+        ]
     )
     app.on_response_prepare.append(security_headers)
     setup_routes(app)

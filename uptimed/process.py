@@ -98,7 +98,7 @@ class Prepared:
     lock_fd: int | None
 
     async def announce(self, app: web.Application) -> None:
-        """An ``on_startup`` handler, after the store is open: the one INFO line at start."""
+        """The one INFO line at start, once the store is open (``create_app``'s ``on_open``)."""
         settings = app[SETTINGS]
         sites = len(await app[STORE].site_ids())
         log.info(
