@@ -14,7 +14,7 @@ import logging
 from contextlib import suppress
 
 from uptimed.db import Store
-from uptimed.db.schema import STATUS_CODES
+from uptimed.db.history import HistoryValues, history_values
 from uptimed.health import Health
 from uptimed.models import CheckResult, SiteState, Status
 
@@ -38,7 +38,7 @@ class CheckBatcher:
         self._health = health or Health()
         self._interval = flush_seconds
         self._append = append_unchanged
-        self._rows: list[tuple[int, int, int, int, str | None, int]] = []
+        self._rows: list[HistoryValues] = []
         self._in_place: list[tuple[int, int, str | None, int]] = []
         self._failed: list[int] = []
         self._lock = asyncio.Lock()
@@ -46,16 +46,7 @@ class CheckBatcher:
 
     def add(self, site_id: int, result: CheckResult, state: SiteState) -> None:
         if self._append:
-            self._rows.append(
-                (
-                    site_id,
-                    STATUS_CODES[result.status],
-                    result.response_time_ms,
-                    result.checked_at,
-                    result.reason,
-                    state.since,
-                )
-            )
+            self._rows.append(history_values(site_id, result, state))
         else:
             self._in_place.append(
                 (result.response_time_ms, result.checked_at, result.reason, site_id)

@@ -19,6 +19,21 @@ INSERT_HISTORY = (
     " (site_id, status, response_time_ms, checked_at, reason, status_since)"
     " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM sites WHERE id = ?1)"
 )
+HistoryValues = tuple[int, int, int, int, str | None, int]
+
+
+def history_values(site_id: int, result: CheckResult, state: SiteState) -> HistoryValues:
+    """The parameters of ``INSERT_HISTORY`` for a check; ``state`` is the status after it."""
+    return (
+        site_id,
+        STATUS_CODES[result.status],
+        result.response_time_ms,
+        result.checked_at,
+        result.reason,
+        state.since,
+    )
+
+
 # OPTIMISATION=1: (response_time_ms, checked_at, reason, site_id) on the site's latest row.
 UPDATE_LATEST = (
     "UPDATE history SET response_time_ms = ?1, checked_at = ?2, reason = ?3"
@@ -56,17 +71,7 @@ class HistoryQueries(Connection):
             )
             if cur.rowcount == 0:
                 return False
-            await db.execute(
-                INSERT_HISTORY,
-                (
-                    site_id,
-                    STATUS_CODES[result.status],
-                    result.response_time_ms,
-                    result.checked_at,
-                    result.reason,
-                    state.since,
-                ),
-            )
+            await db.execute(INSERT_HISTORY, history_values(site_id, result, state))
             if transition.current is Status.DOWN:
                 await db.execute(
                     "INSERT INTO incidents (site_id, started_at, reason) VALUES (?, ?, ?)",
@@ -83,7 +88,7 @@ class HistoryQueries(Connection):
 
     async def write_checks(
         self,
-        rows: list[tuple[int, int, int, int, str | None, int]],
+        rows: list[HistoryValues],
         in_place: list[tuple[int, int, str | None, int]],
         failed: list[int],
     ) -> None:
