@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from uptimed.app import create_app
 from uptimed.clock import Clock
 from uptimed.config import Settings
+from uptimed.db.schema import MIGRATIONS
 
 USER, PASSWORD = "alice", "s3cret-pass"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
@@ -159,3 +161,13 @@ def start_app(aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AppClient
 @pytest.fixture
 async def client(start_app: AppClient, settings: Settings) -> TestClient:
     return await start_app(settings)
+
+
+def database_at(path: Path, version: int) -> sqlite3.Connection:
+    """A database file as release ``version`` of the schema left it, for migration tests;
+    the caller adds its rows, commits and closes."""
+    raw = sqlite3.connect(path)
+    for script in MIGRATIONS[:version]:
+        raw.executescript(script)
+    raw.execute(f"PRAGMA user_version = {version}")
+    return raw

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import database_at
 from uptimed.alerting import next_state
 from uptimed.db import SCHEMA_VERSION, NotFound, Store
 from uptimed.db.reports import history_page, incidents_page
-from uptimed.db.schema import MIGRATIONS
 from uptimed.models import (
     CheckResult,
     HistoryQuery,
@@ -120,10 +120,7 @@ async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
 
 async def test_migration_from_v2_keeps_history_and_derives_incidents(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    raw = sqlite3.connect(path)
-    for script in MIGRATIONS[:2]:
-        raw.executescript(script)
-    raw.execute("PRAGMA user_version = 2")
+    raw = database_at(path, 2)
     raw.execute(
         "INSERT INTO sites (id, url, name, check_interval_seconds, expected_status_code,"
         " created_at, status, status_since, last_checked) VALUES (1, 'http://a', 'a', 60, 200,"
@@ -193,10 +190,7 @@ async def test_migration_to_growing_ids_keeps_every_row_that_points_at_a_site(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "v4.db"
-    raw = sqlite3.connect(path)
-    for script in MIGRATIONS[:4]:
-        raw.executescript(script)
-    raw.execute("PRAGMA user_version = 4")
+    raw = database_at(path, 4)
     raw.executescript(
         """
         INSERT INTO sites (id, url, name, check_interval_seconds, expected_status_code,

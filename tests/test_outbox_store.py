@@ -3,11 +3,11 @@ webhook's messages, errors shown with their time."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import database_at
 from uptimed.alerting import next_state
 from uptimed.db import Store
 from uptimed.db.schema import MIGRATIONS
@@ -41,10 +41,7 @@ async def queue_change(store: Store, site_id: int, at: int) -> None:
 
 async def test_migration_keeps_messages_and_snapshots_their_site(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    raw = sqlite3.connect(path)
-    for script in MIGRATIONS[:OUTBOX_V5]:
-        raw.executescript(script)
-    raw.execute(f"PRAGMA user_version = {OUTBOX_V5}")
+    raw = database_at(path, OUTBOX_V5)
     raw.execute(
         "INSERT INTO sites (id, url, name, check_interval_seconds, expected_status_code,"
         " created_at, status_since) VALUES (7, 'http://a', 'a', 60, 200, 1, 1)"
