@@ -6,12 +6,14 @@ they become ISO 8601 UTC strings with milliseconds and ``Z`` only when serialise
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import jmespath
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,7 +21,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
+    create_model,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 from yarl import URL
@@ -144,7 +150,139 @@ SiteId = Annotated[int, Field(ge=1, description="The site's id.")]
 WebhookId = Annotated[int, Field(ge=1, description="The webhook's id.")]
 
 
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAX_HEADERS = 50
+MAX_HEADER_BYTES = 8 * 1024  # names and values, in UTF-8, all together
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+MAX_TEXT_LENGTH = 1000  # body_contains, body_not_contains, json_query
+# RFC 9110 token: what a header name may be.
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+# A field value: no control characters but tab (CR and LF would start another header).
+HEADER_VALUE_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
+_HEADER_VALUE = re.compile(HEADER_VALUE_PATTERN)
+# aiohttp writes these from the body it sends; a second, different value would be a lie.
+_COMPUTED_HEADERS = frozenset({"content-length", "transfer-encoding"})
+# 200, "200", "200-299" or "2xx" (a class); a range must not run backwards.
+STATUS_SPEC_PATTERN = r"^(?:[1-5][0-9]{2}(?:-[1-5][0-9]{2})?|[1-5]xx)$"
+_STATUS_SPEC = re.compile(STATUS_SPEC_PATTERN)
+
+
+def _check_headers(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_HEADERS:
+        raise PydanticCustomError("headers", f"at most {MAX_HEADERS} headers")
+    seen: set[str] = set()
+    size = 0
+    for name, text in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise PydanticCustomError(
+                "headers", "header name {name} is not an HTTP token", {"name": json.dumps(name)}
+            )
+        if name.lower() in _COMPUTED_HEADERS:
+            raise PydanticCustomError(
+                "headers",
+                "header {name} is computed from the body and cannot be set",
+                {"name": name},
+            )
+        if name.lower() in seen:
+            raise PydanticCustomError(
+                "headers", "header {name} is given twice (names ignore case)", {"name": name}
+            )
+        seen.add(name.lower())
+        if not _HEADER_VALUE.fullmatch(text):
+            raise PydanticCustomError(
+                "headers",
+                "the value of header {name} holds a control character (CR, LF, ...)",
+                {"name": name},
+            )
+        size += len(name.encode()) + len(text.encode())
+    if size > MAX_HEADER_BYTES:
+        raise PydanticCustomError(
+            "headers", f"names and values must be at most {MAX_HEADER_BYTES} bytes in all"
+        )
+    return value
+
+
+def _check_body(value: str | None) -> str | None:
+    if value is not None and len(value.encode()) > MAX_REQUEST_BODY_BYTES:
+        raise PydanticCustomError(
+            "body", f"must be at most {MAX_REQUEST_BODY_BYTES} bytes in UTF-8"
+        )
+    return value
+
+
+def status_spec_range(spec: int | str) -> tuple[int, int]:
+    """The status codes an entry of ``accepted_status_codes`` admits, as (lowest, highest)."""
+    if isinstance(spec, int):
+        return spec, spec
+    if spec.endswith("xx"):
+        low = int(spec[0]) * 100
+        return low, low + 99
+    low_text, _, high_text = spec.partition("-")
+    return int(low_text), int(high_text or low_text)
+
+
+def _status_spec(value: Any) -> int | str:
+    """One entry of ``accepted_status_codes``, as sent (a whole number or a string)."""
+    value = _whole_number(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PydanticCustomError(
+            "status_spec", 'each entry must be like 200, "200", "200-299" or "2xx"'
+        )
+    if isinstance(value, int):
+        if not 100 <= value <= 599:
+            raise PydanticCustomError("status_spec", "a status code is from 100 to 599")
+        return value
+    if not _STATUS_SPEC.fullmatch(value):
+        raise PydanticCustomError(
+            "status_spec", 'each entry must be like 200, "200", "200-299" or "2xx"'
+        )
+    low, high = status_spec_range(value)
+    if low > high:
+        raise PydanticCustomError("status_spec", 'a range must run upwards, like "200-299"')
+    return value
+
+
+def _check_json_query(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            jmespath.compile(value)
+        except jmespath.exceptions.JMESPathError as e:
+            raise PydanticCustomError(
+                "json_query", "not a JMESPath expression: {error}", {"error": str(e)[:200]}
+            ) from None
+    return value
+
+
+StatusSpec = Annotated[
+    int | str,
+    PlainValidator(_status_spec),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {"type": "string", "pattern": STATUS_SPEC_PATTERN},
+            ]
+        }
+    ),
+]
+RequestHeaders = Annotated[
+    dict[str, str],
+    AfterValidator(_check_headers),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_HEADERS,
+            "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": HEADER_VALUE_PATTERN},
+        }
+    ),
+]
+
+
 class SiteIn(_In):
+    """A site's writable fields: what POST takes, and what PATCH changes."""
+
     url: HttpUrl = Field(
         examples=["https://example.com/health"],
         description="An absolute http(s) URL with a host; private and loopback hosts are allowed.",
@@ -154,13 +292,103 @@ class SiteIn(_In):
         300, ge=1, le=86400, description="Seconds between checks."
     )
     expected_status_code: JsonInt = Field(
-        200, ge=100, le=599, description="The site is UP when the final answer has this status."
+        200,
+        ge=100,
+        le=599,
+        description="The site is UP when the final answer has this status; used only while "
+        "accepted_status_codes is null.",
     )
     keep_alive: bool | None = Field(
         None,
         description="Reuse connections for this site's checks; null follows the global "
         "keep_alive setting (default off: each check connects afresh, like a new visitor).",
     )
+    paused: bool = Field(
+        False, description="A paused site is not checked and sends no alerts; it keeps its history."
+    )
+    method: HttpMethod = Field("GET", description="The HTTP method of the check's request.")
+    headers: RequestHeaders = Field(
+        default_factory=dict,
+        examples=[{"Authorization": "Bearer s3cret", "Accept": "application/json"}],
+        description=f"Request headers, name to value: at most {MAX_HEADERS}, "
+        f"{MAX_HEADER_BYTES} bytes in all; they replace uptimed's own (User-Agent).",
+    )
+    body: str | None = Field(
+        None,
+        max_length=MAX_REQUEST_BODY_BYTES,
+        description="The request body, sent as given (at most 64 KiB in UTF-8); its "
+        "Content-Type is whatever headers says (none otherwise).",
+    )
+    accepted_status_codes: list[StatusSpec] | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        examples=[["200-299", 301]],
+        description='Statuses that count as UP: 200, "200", "200-299" or "2xx"; when '
+        "set it decides, and expected_status_code is not used.",
+    )
+    body_contains: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TEXT_LENGTH,
+        description="The body (its first 1 MiB, decoded with the answer's charset, else "
+        "UTF-8) must contain this text.",
+    )
+    body_not_contains: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TEXT_LENGTH,
+        description="The body (its first 1 MiB) must not contain this text.",
+    )
+    json_query: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TEXT_LENGTH,
+        examples=["status"],
+        description="A JMESPath expression run on the JSON body; its result must equal "
+        "json_expected (or, when that is null, be anything but null).",
+    )
+    json_expected: Any = Field(
+        None,
+        examples=["ok"],
+        description="The JSON value json_query must give; needs json_query.",
+    )
+    max_response_time_ms: JsonInt | None = Field(
+        None, ge=1, le=120_000, description="A whole answer slower than this is DOWN."
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        ge=1,
+        le=120,
+        description="This site's timeout per try; null follows DEFAULT_TIMEOUT_SECONDS.",
+    )
+    follow_redirects: bool = Field(
+        True, description="false: a 3xx is the final answer, so a redirect itself is checked."
+    )
+    verify_tls: bool = Field(
+        True, description="false: self-signed, expired or wrong-host certificates are accepted."
+    )
+
+    _check_body = field_validator("body")(_check_body)  # type: ignore[assignment]
+    _check_query = field_validator("json_query")(_check_json_query)  # type: ignore[assignment]
+
+    @field_validator("json_expected")
+    @classmethod
+    def _needs_query(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("json_query") is None:
+            raise PydanticCustomError("json_expected", "needs json_query")
+        return value
+
+    @field_validator("body_contains", "body_not_contains", "json_query")
+    @classmethod
+    def _needs_a_body(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("method") == "HEAD":
+            raise PydanticCustomError("head_body", "a HEAD answer has no body to look into")
+        return value
+
+
+# The fields whose change reschedules a site's checks: all but its name and paused.
+NOT_CHECK_FIELDS = frozenset({"name", "paused"})
 
 
 class Site(SiteIn):
@@ -168,6 +396,37 @@ class Site(SiteIn):
 
     id: int
     created_at: Timestamp
+
+    def timeout(self, default: float) -> float:
+        return default if self.timeout_seconds is None else self.timeout_seconds
+
+
+class SiteView(Site):
+    """A site as the API shows it: its settings and, read-only, how it is doing."""
+
+    status: Status = Status.INITIAL
+    status_since: Timestamp
+    last_checked: Timestamp | None = Field(None, description="null: never checked")
+    last_response_time_ms: int | None = None
+    last_reason: str | None = Field(None, description="why the last check failed; null when up")
+
+
+def _patch_model() -> type[BaseModel]:
+    """PATCH's body: every writable field of a site, optional; null resets a field to its
+    default, so only the fields without one (url, name) refuse null."""
+    fields: dict[str, Any] = {}
+    for name, info in SiteIn.model_fields.items():
+        annotation = info.annotation
+        if info.metadata:
+            annotation = Annotated[(annotation, *info.metadata)]  # type: ignore[valid-type]
+        if not info.is_required():
+            annotation = annotation | None  # type: ignore[operator]
+        extra = {"json_schema_extra": info.json_schema_extra, "examples": info.examples}
+        fields[name] = (annotation, Field(None, description=info.description, **extra))
+    return create_model("SitePatch", __base__=_In, **fields)
+
+
+SitePatch = _patch_model()
 
 
 class WebhookIn(_In):

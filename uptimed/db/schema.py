@@ -201,6 +201,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_webhook ON outbox (webhook_id);
     ALTER TABLE webhooks ADD COLUMN last_error_at INTEGER;
     """,
+    # 6 -> 7: what a check asks and asserts (models.SiteIn; NULL: not set, and JSON text for
+    # headers, accepted_status_codes and json_expected), pausing, and the paused spans, which
+    # are not monitored time in /uptime.
+    """
+    ALTER TABLE sites ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sites ADD COLUMN method TEXT NOT NULL DEFAULT 'GET';
+    ALTER TABLE sites ADD COLUMN headers TEXT;
+    ALTER TABLE sites ADD COLUMN body TEXT;
+    ALTER TABLE sites ADD COLUMN accepted_status_codes TEXT;
+    ALTER TABLE sites ADD COLUMN body_contains TEXT;
+    ALTER TABLE sites ADD COLUMN body_not_contains TEXT;
+    ALTER TABLE sites ADD COLUMN json_query TEXT;
+    ALTER TABLE sites ADD COLUMN json_expected TEXT;
+    ALTER TABLE sites ADD COLUMN max_response_time_ms INTEGER;
+    ALTER TABLE sites ADD COLUMN timeout_seconds REAL;
+    ALTER TABLE sites ADD COLUMN follow_redirects INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE sites ADD COLUMN verify_tls INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE pauses (
+        id INTEGER PRIMARY KEY,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER
+    );
+    CREATE INDEX pauses_site ON pauses (site_id, started_at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
