@@ -8,6 +8,7 @@ from uptimed.models import (
     EventKind,
     HistoryRow,
     Site,
+    SiteIn,
     SiteState,
     Status,
     Transition,
@@ -84,6 +85,11 @@ def started_event(site: Site, latest: HistoryRow) -> Event:
 
 def ended_event(site: Site, now: int) -> Event:
     return Event(kind=EventKind.ENDED, site_name=site.name, site_url=site.url, at=now)
+
+
+def paused_event(site: SiteIn, now: int, *, paused: bool) -> Event:
+    kind = EventKind.PAUSED if paused else EventKind.RESUMED
+    return Event(kind=kind, site_name=site.name, site_url=site.url, at=now)
 
 
 def trial_event(site: Site, now: int) -> Event:

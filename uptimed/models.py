@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -388,7 +389,7 @@ class SiteIn(_In):
 
 
 # The fields whose change reschedules a site's checks: all but its name and paused.
-NOT_CHECK_FIELDS = frozenset({"name", "paused"})
+CHECK_FIELDS = frozenset(SiteIn.model_fields) - {"name", "paused"}
 
 
 class Site(SiteIn):
@@ -411,6 +412,16 @@ class SiteView(Site):
     last_reason: str | None = Field(None, description="why the last check failed; null when up")
 
 
+def _absent_means_unchanged(extra: Any) -> Callable[[dict[str, Any]], None]:
+    """A PATCH field has no default (absent: unchanged); it keeps SiteIn's schema extras."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        schema.update(extra or {})
+
+    return edit
+
+
 def _patch_model() -> type[BaseModel]:
     """PATCH's body: every writable field of a site, optional; null resets a field to its
     default, so only the fields without one (url, name) refuse null."""
@@ -421,8 +432,11 @@ def _patch_model() -> type[BaseModel]:
             annotation = Annotated[(annotation, *info.metadata)]  # type: ignore[valid-type]
         if not info.is_required():
             annotation = annotation | None  # type: ignore[operator]
-        extra = {"json_schema_extra": info.json_schema_extra, "examples": info.examples}
-        fields[name] = (annotation, Field(None, description=info.description, **extra))
+        extra = {"json_schema_extra": _absent_means_unchanged(info.json_schema_extra)}
+        fields[name] = (
+            annotation,
+            Field(None, description=info.description, examples=info.examples, **extra),
+        )
     return create_model("SitePatch", __base__=_In, **fields)
 
 
@@ -511,6 +525,11 @@ MAX_SQLITE_INT = 2**63 - 1
 # A cursor means "older than this"; one beyond SQLite's integers (which SQLite cannot take)
 # means the same as SQLite's largest: every row.
 Cursor = Annotated[int, Field(ge=0), AfterValidator(lambda v: min(v, MAX_SQLITE_INT))]
+
+
+class SiteQuery(QueryModel):
+    status: Status | None = Field(None, description="only sites with this status")
+    paused: bool | None = Field(None, description="only paused (true) or unpaused sites")
 
 
 class HistoryQuery(QueryModel):
@@ -622,6 +641,8 @@ class EventKind(StrEnum):
     DOWN = "down"  # UP -> DOWN
     UP = "up"  # DOWN -> UP (recovery)
     ENDED = "ended"  # site deleted
+    PAUSED = "paused"  # PATCH paused=true
+    RESUMED = "resumed"  # PATCH paused=false
     TEST = "test"  # POST /webhooks/{id}/test
 
 

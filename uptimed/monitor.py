@@ -101,6 +101,9 @@ class Monitor:
         self._clock = clock
         self._on_message = on_message
         self._inflight: set[asyncio.Task[object]] = set()
+        self._checking: dict[int, asyncio.Task[object]] = {}  # site id -> its check's task
+        self._interrupted: set[asyncio.Task[object]] = set()  # cancelled by interrupt()
+        self._paused: set[int] = set()
         self._stopping = False
         self.states: dict[int, SiteState] = {}
         self._stamps: dict[int, int] = {}  # site id -> checked_at of its last check
@@ -125,6 +128,25 @@ class Monitor:
     def remove(self, site_id: int) -> None:
         self.states.pop(site_id, None)
         self._stamps.pop(site_id, None)
+        self._paused.discard(site_id)
+
+    def pause(self, site_id: int) -> None:
+        """A paused site's check results are dropped (one may still be in flight)."""
+        self._paused.add(site_id)
+
+    def unpause(self, site_id: int) -> None:
+        self._paused.discard(site_id)
+
+    async def interrupt(self, site_id: int) -> None:
+        """Cancel the site's check while it is waiting for the network (its site was paused or
+        its settings changed: the answer would be to a question no longer asked), and wait for
+        its end: the scheduler runs a site's next check only once the last one is over."""
+        task = self._checking.get(site_id)
+        if task is None or task.done():
+            return
+        self._interrupted.add(task)
+        task.cancel()
+        await asyncio.wait({task}, timeout=2.0)
 
     async def run_check(self, site: Site) -> None:
         """The scheduler's job; it logs and swallows errors so one bad site stops nothing."""
@@ -134,9 +156,10 @@ class Monitor:
         try:
             await self._check_and_record(site)
         except asyncio.CancelledError:
-            # drain() cancels checks on purpose at a stop; it logs them in one line. Ending
-            # normally keeps APScheduler from logging each one as a failed job.
-            if not self._stopping:
+            # drain() cancels checks on purpose at a stop (it logs them in one line), and
+            # interrupt() when a site changes. Ending normally keeps APScheduler from logging
+            # each one as a failed job.
+            if not (self._stopping or task in self._interrupted):
                 raise
         except LocalFault as e:
             # Nothing is recorded and nothing is sent: the site was not checked at all.
@@ -146,18 +169,25 @@ class Monitor:
         finally:
             if task is not None:
                 self._inflight.discard(task)
+                self._interrupted.discard(task)
 
     async def _check_and_record(self, site: Site) -> None:
-        async with self._semaphore:
-            result = await check_site(
-                self._sessions.for_site(site),
-                site,
-                timeout=self._timeout,
-                retries=self._retries,
-                clock=self._clock,
-            )
+        task = asyncio.current_task()
+        if task is not None:  # interrupt() may cancel it until the answer is in
+            self._checking[site.id] = task
+        try:
+            async with self._semaphore:
+                result = await check_site(
+                    self._sessions.for_site(site),
+                    site,
+                    timeout=self._timeout,
+                    retries=self._retries,
+                    clock=self._clock,
+                )
+        finally:
+            self._checking.pop(site.id, None)
         previous = self.states.get(site.id)
-        if previous is None:  # deleted while it was being checked
+        if previous is None or site.id in self._paused:  # deleted or paused meanwhile
             return
         # (site, time) is a history row's key, and a site's rows must not go back in time, also
         # when the wall clock steps back: such a check is stamped just after the site's last.

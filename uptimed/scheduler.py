@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from uptimed.db import Store
 from uptimed.jobstore import HeapJobStore
-from uptimed.models import Site
+from uptimed.models import CHECK_FIELDS, Site
 from uptimed.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,11 @@ _GOLDEN = 0.6180339887498949  # spreads consecutive ids evenly over [0, 1)
 
 def job_id(site_id: int) -> str:
     return f"site:{site_id}"
+
+
+def decides_check(site: Site) -> dict[str, object]:
+    """The settings a check depends on: all but the name and whether it is paused."""
+    return site.model_dump(include=CHECK_FIELDS)
 
 
 def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread: float) -> datetime:
@@ -188,6 +193,9 @@ class Scheduler:
         for site in sites:
             if site.id in states:
                 self._monitor.restore(site.id, *states[site.id])
+            if site.paused:
+                self._monitor.pause(site.id)
+        sites = [site for site in sites if not site.paused]
         now = datetime.now(UTC)
         plan: list[tuple[datetime, Site]] = []
         for offset in range(0, len(sites), RESUME_CHUNK * 4):
@@ -230,6 +238,23 @@ class Scheduler:
             replace_existing=True,
             next_run_time=start,
         )
+
+    async def changed(self, before: Site, after: Site) -> None:
+        """A site's settings changed (PATCH). Paused: its checks stop. Resumed, or anything
+        that decides the check changed: its check in flight is cancelled and the next runs
+        now, starting the new grid. Only the name: the grid stays, the jobs hear the name."""
+        if after.paused:
+            self._monitor.pause(after.id)
+            await self._monitor.interrupt(after.id)
+            self.unschedule(after.id)
+        elif before.paused or decides_check(before) != decides_check(after):
+            self._monitor.unpause(after.id)
+            await self._monitor.interrupt(after.id)
+            self.schedule(after, first_run=datetime.now(UTC))
+        else:
+            job = self._aps.get_job(job_id(after.id))
+            if job is not None:
+                job.modify(args=(after,))
 
     def unschedule(self, site_id: int) -> None:
         self._skips.pop(site_id, None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+from typing import Any
 
 import aiosqlite
 
@@ -18,45 +20,133 @@ from uptimed.db.connection import (
 from uptimed.db.history import INSERT_HISTORY
 from uptimed.db.outbox import queue_messages
 from uptimed.db.schema import STATUS_CODES
-from uptimed.models import Site, SiteIn, SiteState, Status
+from uptimed.models import Site, SiteIn, SiteState, SiteView, Status
 
-SITE_COLUMNS = "id, url, name, check_interval_seconds, expected_status_code, created_at, keep_alive"
+# A site's settings, in the order of models.SiteIn; JSON_COLUMNS hold JSON text, BOOL_COLUMNS
+# 0/1 (keep_alive may be NULL: the global setting).
+WRITABLE = tuple(SiteIn.model_fields)
+JSON_COLUMNS = frozenset({"headers", "accepted_status_codes", "json_expected"})
+BOOL_COLUMNS = ("keep_alive", "paused", "follow_redirects", "verify_tls")
+SITE_COLUMNS = ", ".join(("id", "created_at", *WRITABLE))
+# The read-only status of a site beside its settings (models.SiteView): the latest history
+# row, found by the (site, time) key, is the last check unless it is the INITIAL row.
+VIEW_SELECT = (
+    f"SELECT {', '.join(f's.{c}' for c in SITE_COLUMNS.split(', '))},"
+    " s.status, s.status_since, h.status AS last_code, h.checked_at AS last_checked,"
+    " h.response_time_ms AS last_response_time_ms, h.reason AS last_reason"
+    " FROM sites s LEFT JOIN history h ON h.site_id = s.id"
+    "  AND h.checked_at = (SELECT max(checked_at) FROM history WHERE site_id = s.id)"
+)
+_INSERT = (
+    f"INSERT INTO sites (created_at, status, status_since, {', '.join(WRITABLE)})"
+    f" VALUES (?1, 'INITIAL', ?1, {', '.join(f'?{i + 2}' for i in range(len(WRITABLE)))})"
+)
+_UPDATE = f"UPDATE sites SET {', '.join(f'{c} = ?' for c in WRITABLE)} WHERE id = ?"
 # Every Site the store builds has all its fields set, so all share one fields-set: pydantic
-# would give each its own (a set of 7 names is 728 bytes, 2/3 of a Site). pydantic copies it
-# before changing it (model_copy); a frozen Site never changes it.
+# would give each its own (a set of names is a few hundred bytes, much of a Site). pydantic
+# copies it before changing it (model_copy); a frozen Site never changes it.
 SITE_FIELDS = set(Site.model_fields)
+VIEW_FIELDS = set(SiteView.model_fields)
+# One empty dict for every site without headers: a frozen Site's dict is never changed, and
+# 100,000 sites would otherwise hold 100,000 of them.
+_NO_HEADERS: dict[str, str] = {}
+
+
+def _settings(row: sqlite3.Row) -> dict[str, Any]:
+    data = {name: row[name] for name in ("id", "created_at", *WRITABLE)}
+    for name in BOOL_COLUMNS:
+        if data[name] is not None:
+            data[name] = bool(data[name])
+    for name in JSON_COLUMNS:
+        if data[name] is not None:
+            data[name] = json.loads(data[name])
+    if data["headers"] is None:
+        data["headers"] = _NO_HEADERS
+    return data
 
 
 def site_from_row(row: sqlite3.Row) -> Site:
-    data = dict(row)
-    if data["keep_alive"] is not None:
-        data["keep_alive"] = bool(data["keep_alive"])
-    return Site.model_construct(SITE_FIELDS, **data)
+    return Site.model_construct(SITE_FIELDS, **_settings(row))
+
+
+def view_from_row(row: sqlite3.Row) -> SiteView:
+    data = _settings(row)
+    checked = row["last_code"] not in (None, STATUS_CODES[Status.INITIAL])
+    data.update(
+        status=Status(row["status"]),
+        status_since=row["status_since"],
+        last_checked=row["last_checked"] if checked else None,
+        last_response_time_ms=row["last_response_time_ms"] if checked else None,
+        last_reason=row["last_reason"] if checked else None,
+    )
+    return SiteView.model_construct(VIEW_FIELDS, **data)
+
+
+def _values(data: SiteIn) -> list[Any]:
+    """The columns of ``WRITABLE`` for ``data``; empty headers are stored as NULL."""
+    values: list[Any] = []
+    for name in WRITABLE:
+        value = getattr(data, name)
+        if name in JSON_COLUMNS and value is not None:
+            value = json.dumps(value) if value or name != "headers" else None
+        values.append(value)
+    return values
 
 
 class SiteQueries(Connection):
     async def insert_site(self, data: SiteIn, now: int) -> Site:
-        """Write the site and its ``INITIAL`` history row in one transaction."""
+        """Write the site and its ``INITIAL`` history row in one transaction; a site created
+        paused starts its first pause at once."""
         async with self.transaction() as db:
-            cur = await db.execute(
-                "INSERT INTO sites (url, name, check_interval_seconds, expected_status_code,"
-                " keep_alive, created_at, status, status_since)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'INITIAL', ?)",
-                (
-                    data.url,
-                    data.name,
-                    data.check_interval_seconds,
-                    data.expected_status_code,
-                    data.keep_alive,
-                    now,
-                    now,
-                ),
-            )
+            cur = await db.execute(_INSERT, (now, *_values(data)))
             site_id = cur.lastrowid
             await db.execute(
                 INSERT_HISTORY, (site_id, STATUS_CODES[Status.INITIAL], None, now, None, now)
             )
-        return Site.model_construct(SITE_FIELDS, **data.model_dump(), id=site_id, created_at=now)
+            if data.paused:
+                await db.execute(
+                    "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)", (site_id, now)
+                )
+        return Site.model_construct(SITE_FIELDS, **dict(data), id=site_id, created_at=now)
+
+    async def update_site(
+        self,
+        site_id: int,
+        data: SiteIn,
+        *,
+        now: int,
+        paused_message: str | None = None,
+        resumed_message: str | None = None,
+    ) -> tuple[Site, Site]:
+        """Replace a site's settings; its history, incidents and webhooks stay. Returns the
+        site before and after. When ``paused`` changes, a pause starts or ends at ``now`` and
+        its webhooks get ``paused_message`` or ``resumed_message`` (JSON payloads), in the same
+        transaction: two PATCHes at once cannot both send "paused"."""
+        if not valid_id(site_id):
+            raise NotFound("Site not found")
+        async with self.transaction() as db:
+            row = await fetch_one(db, f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,))
+            if row is None:
+                raise NotFound("Site not found")
+            before = site_from_row(row)
+            await db.execute(_UPDATE, (*_values(data), site_id))
+            if data.paused and not before.paused:
+                await db.execute(
+                    "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)", (site_id, now)
+                )
+                if paused_message is not None:
+                    await queue_messages(db, site_id, paused_message, now)
+            elif before.paused and not data.paused:
+                await db.execute(
+                    "UPDATE pauses SET ended_at = ? WHERE site_id = ? AND ended_at IS NULL",
+                    (now, site_id),
+                )
+                if resumed_message is not None:
+                    await queue_messages(db, site_id, resumed_message, now)
+        after = Site.model_construct(
+            SITE_FIELDS, **dict(data), id=site_id, created_at=before.created_at
+        )
+        return before, after
 
     async def list_sites(self) -> list[Site]:
         sites: list[Site] = []
@@ -65,6 +155,32 @@ class SiteQueries(Connection):
                 sites.extend(site_from_row(row) for row in batch)
                 await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
         return sites
+
+    async def list_site_views(
+        self, *, status: Status | None = None, paused: bool | None = None
+    ) -> list[SiteView]:
+        """Every site with its status, optionally only those with ``status`` / ``paused``."""
+        where, args = [], []
+        if status is not None:
+            where.append("s.status = ?")
+            args.append(status.value)
+        if paused is not None:
+            where.append("s.paused = ?")
+            args.append(int(paused))
+        sql = f"{VIEW_SELECT} {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY s.id"
+        views: list[SiteView] = []
+        async with self._reader.execute(sql, args) as cur:
+            while batch := await cur.fetchmany(FETCH_CHUNK):
+                views.extend(view_from_row(row) for row in batch)
+                await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
+        return views
+
+    async def get_site_view(self, site_id: int) -> SiteView:
+        if valid_id(site_id):
+            row = await fetch_one(self._reader, f"{VIEW_SELECT} WHERE s.id = ?", (site_id,))
+            if row is not None:
+                return view_from_row(row)
+        raise NotFound("Site not found")
 
     async def site_ids(self) -> list[int]:
         async with self._reader.execute("SELECT id FROM sites") as cur:

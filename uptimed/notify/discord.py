@@ -99,6 +99,10 @@ def build_payload(event: Event) -> dict[str, Any]:
         embed["description"] = "uptimed can post to this webhook."
     elif event.kind is EventKind.ENDED:
         embed["description"] = "The site was removed; uptimed no longer checks it."
+    elif event.kind is EventKind.PAUSED:
+        embed["description"] = "uptimed does not check this site until it is resumed."
+    elif event.kind is EventKind.RESUMED:
+        embed["description"] = "uptimed checks this site again; its next check runs now."
     if link := _embed_url(event.site_url):
         embed["url"] = link
     # Worst case (every input at its cap) is about 2,400 of the 6,000 units allowed across
@@ -131,6 +135,10 @@ def _headline(event: Event) -> tuple[str, str, int]:
             return "⚪ Monitoring started: ", "", GREY
         case EventKind.ENDED, _:
             return "⚪ Monitoring ended: ", "", GREY
+        case EventKind.PAUSED, _:
+            return "⏸️ Monitoring paused: ", "", GREY
+        case EventKind.RESUMED, _:
+            return "▶️ Monitoring resumed: ", "", GREY
         case _:
             return "🔔 Test message for ", "", GREY
 
