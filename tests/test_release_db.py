@@ -45,6 +45,33 @@ async def test_a_database_of_release_0_1_opens_with_everything_in_it(tmp_path: P
         assert first is not None and first.payload == {"content": "1 DOWN"}
         assert (first.site_id, first.webhook_id) == (shop.id, hooks[0].id)
 
+        # What 0.1 did not have takes its default: the same check as before, not paused.
+        assert blog == blog.model_copy(
+            update={
+                "paused": False,
+                "method": "GET",
+                "headers": {},
+                "body": None,
+                "accepted_status_codes": None,
+                "timeout_seconds": None,
+                "follow_redirects": True,
+                "verify_tls": True,
+            }
+        )
+        views = await store.list_site_views()
+        assert [(v.id, v.status, v.paused) for v in views] == [
+            (shop.id, Status.UP, False),
+            (blog.id, Status.DOWN, False),
+        ]
+        assert (views[1].last_reason, views[0].last_reason) == ("HTTP 503", None)
+        assert views[0].last_checked is not None
+        # and it can be changed and paused, keeping its history
+        data = SiteIn(**{**dict(shop), "name": "Shop 2", "paused": True})
+        _, changed = await store.update_site(shop.id, data, now=T0 * 2)
+        assert (changed.name, changed.paused) == ("Shop 2", True)
+        rows, _ = await history_page(store, shop.id, HistoryQuery())
+        assert len(rows) == 5
+
         # The site deleted in 0.1 (id 3) keeps its id: the next one is 4.
         new = await store.insert_site(SiteIn(url="http://new.example/", name="New"), T0 * 2)
         assert new.id == 4
