@@ -170,17 +170,31 @@ def stored_urls_are_loopback(body: Any) -> None:
 
 
 NOT_FOUND = frozenset({"Site not found", "Webhook not found"})
+# Rules of a site that JSON Schema cannot state (a query language's grammar, sizes in bytes,
+# names that differ only in case, a range's direction, one field needing another, a PATCH
+# judged with the stored site): schema-valid input may break them, and is then refused.
+SCHEMA_CANNOT_SAY = (
+    "Field 'json_query': not a JMESPath expression",
+    "Field 'json_expected': needs json_query.",
+    "Field 'body': must be at most",
+    "Field 'headers': names and values must be at most",
+    "Field 'headers': header ",  # given twice; Content-Length/Transfer-Encoding
+    "a range must run upwards",
+    "a HEAD answer has no body",
+)
 
 
 @schemathesis.check
 def valid_input_is_accepted(ctx: Any, response: schemathesis.Response, case: Any) -> bool:
     """schemathesis's ``positive_data_acceptance``, except that it wants 404 for an id that
     does not exist, where this API answers 400 "Site not found" (documented, and kept for the
-    clients that already rely on it). Any other 400 to schema-valid input is a failure."""
+    clients that already rely on it), and the ``SCHEMA_CANNOT_SAY`` rules. Any other 400 to
+    schema-valid input is a failure."""
     positive = case.meta is not None and case.meta.generation.mode.is_positive
     if positive and response.status_code == 400:
         detail = response.json().get("detail")
-        assert detail in NOT_FOUND, f"schema-valid input refused: {detail!r}"
+        unsayable = any(rule in detail for rule in SCHEMA_CANNOT_SAY)
+        assert detail in NOT_FOUND or unsayable, f"schema-valid input refused: {detail!r}"
     return True
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import jmespath
+from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -354,9 +355,9 @@ class SiteIn(_In):
         examples=["ok"],
         description="The JSON value json_query must give; needs json_query.",
     )
-    max_response_time_ms: JsonInt | None = Field(
-        None, ge=1, le=120_000, description="A whole answer slower than this is DOWN."
-    )
+    max_response_time_ms: (
+        Annotated[int, Ge(1), Le(120_000), BeforeValidator(_whole_number)] | None
+    ) = Field(None, description="A whole answer slower than this is DOWN.")
     timeout_seconds: float | None = Field(
         None,
         ge=1,
