@@ -44,6 +44,14 @@ async def wait_out(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+SITE_STATUS = ("status", "status_since", "last_checked", "last_response_time_ms", "last_reason")
+
+
+def settings_of(site: dict[str, Any]) -> dict[str, Any]:
+    """A site as the API shows it, without its read-only status (which moves on by itself)."""
+    return {k: v for k, v in site.items() if k not in SITE_STATUS}
+
+
 @dataclass
 class ManualClock:
     """Wall and monotonic time that move only when the test says so."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import AppClient, Target, eventually, wait_out
+from tests.conftest import AppClient, Target, eventually, settings_of, wait_out
 from tests.fake_discord import FakeDiscord
 from tests.test_delivery import add_hook, fake, fast, titles  # noqa: F401 (fixtures)
 from uptimed.config import Settings
@@ -19,14 +19,6 @@ async def add_site(client: TestClient, url: str, **fields: Any) -> dict[str, Any
     resp = await client.post("/sites", json={"url": url, "name": "Shop", **fields})
     assert resp.status == 200, await resp.text()
     return await resp.json()
-
-
-READ_ONLY = ("status", "status_since", "last_checked", "last_response_time_ms", "last_reason")
-
-
-def settings_of(site: dict[str, Any]) -> dict[str, Any]:
-    """A site without its read-only status, which moves on by itself."""
-    return {k: v for k, v in site.items() if k not in READ_ONLY}
 
 
 async def patch(client: TestClient, site_id: int, body: Any, status: int = 200) -> Any:
