@@ -147,6 +147,7 @@ class Created:
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     keep_alive_field: bool | None = None
+    not_echoed: list[str] | None = None  # keys of the first body missing from its answer
 
     def summary(self) -> dict:
         n = len(self.ids)
@@ -159,6 +160,7 @@ class Created:
             "post_latency_ms": percentiles(self.latency_ms, (50, 99)),
             "max_lag_s": round(max(self.lag_s, default=0.0), 2),
             "keep_alive_field_in_answer": self.keep_alive_field,
+            "fields_not_in_answer": self.not_echoed,
         }
 
 
@@ -202,6 +204,7 @@ async def create_sites(
             out.ids.append(data["id"])
             if out.keep_alive_field is None:
                 out.keep_alive_field = "keep_alive" in data
+                out.not_echoed = sorted(set(body) - set(data))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     out.wall_s = time.monotonic() - t0

@@ -17,6 +17,7 @@ GOAL_RATIO = 2.0
 GOAL_BYTES_PER_ROW = 64
 GOAL_API_P99_MS = 50
 GOAL_HEALTHZ_S = 2.0
+GOAL_BODY_CONTAINS_RATIO = 1.5  # CPU per check with body_contains : plain, same answer
 RSS_BASE, RSS_PER_SITE = 100 * MIB, 2 * 1024
 
 
@@ -118,6 +119,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "info",
         )
     )
+    out += _check_rows(r)
     out.append(
         (
             "uptimed CPU per check (first half, no API load)",
@@ -286,6 +288,71 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "info",
         )
     )
+    return out
+
+
+def _check_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """What each check did: the answer's size, and the body_contains control when used."""
+    size = r.get("answer_bytes")
+    if size is None:  # results from before --answer-kib
+        return []
+    what = f'body_contains "{r["body_contains"]}"' if r.get("body_contains") else "plain"
+    out = [("check: answer size, assertion", f"{size} bytes, {what}", "", "info")]
+    if r.get("body_contains"):
+        status = r.get("control_status")
+        out.append(
+            (
+                "control site, body_contains text not in the answer",
+                f"{status} ({'asserted' if status == 'DOWN' else 'not asserted by this build'})",
+                "DOWN",
+                _verdict(status == "DOWN"),
+            )
+        )
+    return out
+
+
+def body_contains_ratio(plain: dict, body: dict) -> dict:
+    """The body_contains phase's CPU per check against the plain phase's, same answer."""
+    return {
+        "mode": plain["connection"],
+        "answer_bytes": body["answer_bytes"],
+        "plain_us_per_check": plain["cpu"]["us_per_check"],
+        "body_us_per_check": body["cpu"]["us_per_check"],
+        "ratio": body["cpu"]["us_per_check"] / plain["cpu"]["us_per_check"],
+        "plain_main_us": plain["cpu"]["main_us_per_check"],
+        "body_main_us": body["cpu"]["main_us_per_check"],
+        "bare_us_per_request": body["bare_paced"]["cpu_us_per_request"] or 0.0,
+        "down": (plain["window"]["down"], body["window"]["down"]),
+        "asserted": body.get("control_status") == "DOWN",
+    }
+
+
+def body_contains_rows(pairs: list[dict]) -> list[tuple[str, str, str, str]]:
+    """One block per connection mode: both CPU per check figures and their ratio."""
+    out = []
+    for c in pairs:
+        head = f"{c['mode']}, {c['answer_bytes']} bytes:"
+        for key, label in (("plain", "plain"), ("body", "body_contains")):
+            out.append(
+                (
+                    f"{head} CPU per check, {label}",
+                    f"{c[f'{key}_us_per_check']:.0f} us (event-loop thread"
+                    f" {c[f'{key}_main_us']:.0f}); DOWN in window"
+                    f" {c['down'][key == 'body']}",
+                    "",
+                    "info",
+                )
+            )
+        asserted = "" if c["asserted"] else " (body_contains NOT asserted by this build)"
+        out.append(
+            (
+                f"{head} ratio body_contains : plain",
+                f"{c['ratio']:.2f}{asserted}; bare aiohttp {c['bare_us_per_request']:.0f}"
+                " us/request",
+                f"<= {GOAL_BODY_CONTAINS_RATIO}",
+                _verdict(c["ratio"] <= GOAL_BODY_CONTAINS_RATIO) if c["asserted"] else "info",
+            )
+        )
     return out
 
 

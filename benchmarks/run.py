@@ -7,8 +7,10 @@ One mode (new connection per check, or ``--keep-alive``) runs, in this order:
 4. one interval of warm-up, then the window of T seconds: first half quiet (CPU per check),
    second half with the API probe (latency under load); then one interval of grace;
 5. SIGTERM, offline analysis of the SQLite file, and a restart on the same file.
-``--restart-sites`` then measures a restart with that many sites written straight into SQLite.
-Everything started here is stopped on exit, Ctrl-C included.
+``--body-contains`` runs each mode twice on a 100 KiB answer, plain sites then sites with
+``body_contains``, and compares their CPU per check. ``--restart-sites`` then measures a restart
+with that many sites written straight into SQLite. Everything started here is stopped on exit,
+Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-alive", action="store_true", help="UPTIMED_KEEP_ALIVE=1 + per site")
     p.add_argument("--both-modes", action="store_true", help="new connection, then keep-alive")
     p.add_argument(
+        "--answer-kib",
+        type=int,
+        metavar="K",
+        help="the target answers K KiB of text ending in a marker (default: 'ok\\n';"
+        " 100 with --body-contains)",
+    )
+    p.add_argument(
+        "--body-contains",
+        action="store_true",
+        help="each mode twice on the same answer: plain sites, then sites with"
+        " body_contains=<marker>; prints both CPU per check and their ratio",
+    )
+    p.add_argument(
         "--create-intervals", type=int, default=0, help="pace creation over M intervals (0: auto)"
     )
     p.add_argument("--api-rate", type=float, default=20, help="API probe requests/s")
@@ -82,7 +97,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or preset["duration"]
     args.burst_sites = args.burst_sites if args.burst_sites is not None else preset["burst"]
     args.bare_seconds = args.bare_seconds or preset["bare_seconds"]
+    if args.answer_kib is None:
+        args.answer_kib = 100 if args.body_contains else 0
+    if args.answer_kib < 0 or (args.body_contains and args.answer_kib < 1):
+        p.error("--answer-kib must be >= 0, and >= 1 with --body-contains (the marker's room)")
     return args
+
+
+def phases(args: argparse.Namespace) -> list[tuple[bool, bool]]:
+    """(keep_alive, body_contains) of each phase, in order; plain before body_contains."""
+    modes = [False, True] if args.both_modes else [args.keep_alive]
+    checks = [False, True] if args.body_contains else [False]
+    return [(k, b) for k in modes for b in checks] if args.sites else []
+
+
+def print_mode(res: dict) -> None:
+    print(f"\n## {res['mode']}: uptimed env {res['uptimed_env'] or '{}'}")
+    missing = res["create_paced"].get("fields_not_in_answer") or []
+    if missing:
+        print(f"note: the API answers lack {', '.join(missing)} (not supported by this build?)")
+    print(report.format_table(report.rows(res)))
+    if "profile" in res:
+        print_profile(res["profile"])
+
+
+def compare_body_contains(modes: list[dict]) -> list[dict]:
+    """Per connection mode, the body_contains phase against the plain one before it."""
+    plain = {m["connection"]: m for m in modes if not m["body_contains"]}
+    pairs = [(plain.get(m["connection"]), m) for m in modes if m["body_contains"]]
+    return [report.body_contains_ratio(p, m) for p, m in pairs if p]
 
 
 def print_profile(prof: dict) -> None:
@@ -117,26 +160,25 @@ async def main_async(args: argparse.Namespace, work: Path) -> dict:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
     out["machine"]["busy_before"] = await machine_noise(2.0)
     print(f"machine before start: {out['machine']['busy_before']}")
-    target = Target(work, prefer_nginx=not args.python_target)
+    target = Target(work, prefer_nginx=not args.python_target, answer_kib=args.answer_kib)
     try:
         target.start()
         out["target"] = {"kind": target.kind, "version": target.version()}
-        print(f"target: {target.kind} {out['target']['version']} at {target.base}")
-        modes = [False, True] if args.both_modes else [args.keep_alive]
-        modes = modes if args.sites else []
+        out["target"]["answer_bytes"] = target.answer_bytes
+        print(
+            f"target: {target.kind} {out['target']['version']} at {target.base},"
+            f" answer {target.answer_bytes} bytes"
+        )
         out["modes"] = []
-        for keep_alive in modes:
-            name = "keepalive" if keep_alive else "close"
-            res = await run_mode(args, target, work / name, keep_alive)
+        for keep_alive, body_contains in phases(args):
+            name = ("keepalive" if keep_alive else "close") + ("-body" if body_contains else "")
+            res = await run_mode(args, target, work / name, keep_alive, body_contains)
             out["modes"].append(res)
-            print(f"\n## {res['mode']}: uptimed env {res['uptimed_env'] or '{}'}")
-            if keep_alive and not res["create_paced"]["keep_alive_field_in_answer"]:
-                print(
-                    "note: the API answers have no keep_alive field (not supported by this build?)"
-                )
-            print(report.format_table(report.rows(res)))
-            if "profile" in res:
-                print_profile(res["profile"])
+            print_mode(res)
+        out["body_contains"] = compare_body_contains(out["modes"])
+        if out["body_contains"]:
+            print("\n## body_contains against plain checks, same answer")
+            print(report.format_table(report.body_contains_rows(out["body_contains"])))
         if args.restart_sites:
             log(f"restart with {args.restart_sites} sites")
             out["restart_big"] = await run_restart_big(args, target, work / "big")

@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from benchmarks import bare_client, dbstats, procstat, profile, report
 from benchmarks.daemon import Daemon, api_session, create_sites, probe_api
-from benchmarks.target import Target, free_port, usage
+from benchmarks.target import MARKER, Target, free_port, usage
 
 LATENESS_BUDGET_MS = 500  # the throughput goal's p99 lateness, allowed after a restart too
 LONG_INTERVAL = 86_400  # burst sites: checked once at creation, then not again during the run
@@ -33,8 +35,12 @@ async def sleep_until(wall: float) -> None:
         await asyncio.sleep(delay)
 
 
-def bodies(count: int, interval: int, prefix: str, target: Target, keep_alive: bool) -> list:
-    extra = {"keep_alive": True} if keep_alive else {}
+def bodies(
+    count: int, interval: int, prefix: str, target: Target, keep_alive: bool, contains: str | None
+) -> list:
+    extra: dict = {"keep_alive": True} if keep_alive else {}
+    if contains is not None:
+        extra["body_contains"] = contains
     return [
         {
             "url": target.url(f"{prefix}-{i}"),
@@ -140,14 +146,49 @@ async def restart(
     }
 
 
-async def run_mode(args: argparse.Namespace, target: Target, work: Path, keep_alive: bool) -> dict:
+async def control_status(api: aiohttp.ClientSession, site_id: int | None) -> str | None:
+    """The status of the body_contains control site (its text is not in the answer)."""
+    if site_id is None:
+        return None
+    try:
+        async with api.get(f"/sites/{site_id}") as resp:
+            if resp.status != 200:
+                return f"HTTP {resp.status}"
+            return (await resp.json()).get("status")
+    except (aiohttp.ClientError, TimeoutError) as e:
+        return repr(e)
+
+
+async def create_control(
+    api: aiohttp.ClientSession, target: Target, keep_alive: bool
+) -> int | None:
+    """One long-interval site whose body_contains is absent from the answer: DOWN once the
+    build asserts body_contains, UP when it ignores the field."""
+    body = bodies(1, LONG_INTERVAL, "control", target, keep_alive, MARKER + "-absent")
+    made = await create_sites(api, body)
+    return made.ids[0] if made.ids else None
+
+
+async def run_mode(
+    args: argparse.Namespace,
+    target: Target,
+    work: Path,
+    keep_alive: bool,
+    body_contains: bool = False,
+) -> dict:
+    """One phase: ``keep_alive`` picks the connection mode; ``body_contains`` gives every site
+    ``"body_contains": MARKER`` (plus one control site whose text is not in the answer)."""
     mode = "keep-alive" if keep_alive else "new connection per check"
+    contains = MARKER if body_contains else None
     rate = args.sites / args.interval
     res: dict = {
-        "mode": mode,
+        "mode": mode + (", body_contains" if body_contains else ""),
+        "connection": mode,
         "config": {k: getattr(args, k) for k in ("sites", "interval", "duration", "burst_sites")},
+        "answer_bytes": target.answer_bytes,
+        "body_contains": contains,
     }
-    log(f"mode {mode}: bare aiohttp loop, max speed and {rate:.0f}/s")
+    log(f"mode {res['mode']}: bare aiohttp loop, max speed and {rate:.0f}/s")
     res["bare_max"] = await measure_bare(
         target, rate=0, seconds=args.bare_seconds, keep_alive=keep_alive
     )
@@ -166,16 +207,18 @@ async def run_mode(args: argparse.Namespace, target: Target, work: Path, keep_al
         async with api_session(daemon, 32) as api:
             log(f"creating {args.burst_sites} sites as fast as possible")
             burst = await create_sites(
-                api, bodies(args.burst_sites, LONG_INTERVAL, "burst", target, keep_alive)
+                api,
+                bodies(args.burst_sites, LONG_INTERVAL, "burst", target, keep_alive, contains),
             )
             res["create_burst"] = burst.summary()
             burst_rate = burst.summary()["sites_per_s"] or rate
+            control = await create_control(api, target, keep_alive) if body_contains else None
             m = args.create_intervals or max(1, math.ceil(rate / (0.5 * burst_rate)))
             res["create_intervals"] = m
             log(f"creating {args.sites} sites paced over {m} x {args.interval} s")
             main = await create_sites(
                 api,
-                bodies(args.sites, args.interval, "site", target, keep_alive),
+                bodies(args.sites, args.interval, "site", target, keep_alive, contains),
                 spread_s=m * args.interval,
                 deadline_s=1.5 * m * args.interval + 60,
             )
@@ -213,6 +256,7 @@ async def run_mode(args: argparse.Namespace, target: Target, work: Path, keep_al
             rss_end = b.rss
             log(f"grace {args.interval} s for late checks of the window")
             await asyncio.sleep(args.interval)
+            res["control_status"] = await control_status(api, control)
             _, rss_peak = procstat.memory(daemon.pid)
         res["memory"] = {"rss_end": rss_end, "rss_peak": rss_peak}
         res["stop"] = daemon.stop()

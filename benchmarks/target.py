@@ -1,10 +1,12 @@
 """The website the checks hit: nginx when installed, else two aiohttp processes (SO_REUSEPORT).
 
-Every path answers ``200 ok``. The harness starts and stops it and reads its processes' CPU, so
-a reader can see that the target was not the bottleneck. nginx also serves ``stub_status``,
-whose counters show how many requests each connection carried (1.0 means no keep-alive).
+Every path answers ``200 ok``, or with ``answer_kib`` > 0 the same text/plain body of that
+many KiB whose last bytes are ``MARKER`` (nginx serves it as a static file). The harness starts
+and stops it and reads its processes' CPU, so a reader can see that the target was not the
+bottleneck. nginx also serves ``stub_status``, whose counters show how many requests each
+connection carried (1.0 means no keep-alive).
 
-Run as ``python -m benchmarks.target PORT`` it is one process of the Python fallback.
+Run as ``python -m benchmarks.target PORT [KIB]`` it is one process of the Python fallback.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from benchmarks import procstat
 
 NGINX_CONF = """\
-worker_processes 2;
+{user}worker_processes 2;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 worker_rlimit_nofile 65536;
@@ -39,11 +41,23 @@ http {{
     server {{
         listen 127.0.0.1:{port} reuseport backlog=4096;
         location = /nginx_status {{ stub_status; }}
-        location / {{ default_type text/plain; return 200 "ok\\n"; }}
+        location / {{ default_type text/plain; {answer} }}
     }}
 }}
 """
 STATUS_PATH = "/nginx_status"
+OK_ANSWER = 'return 200 "ok\\n";'
+FILE_ANSWER = "root {dir}/www; try_files /answer.txt =404;"  # every path: that one file
+MARKER = "uptimed-bench-marker-5e1f"  # only at the very end of the answer
+
+
+def answer_body(kib: int) -> bytes:
+    """``kib`` KiB of ASCII lines that end with ``MARKER``: a check that looks for it must
+    read and search the whole body."""
+    size, tail = kib * 1024, f"{MARKER}\n".encode()
+    line = b"The quick brown fox jumps over the lazy dog; uptimed benchmark filler.\n"
+    filler = line * (size // len(line) + 1)
+    return filler[: size - len(tail)] + tail
 
 
 def free_port() -> int:
@@ -55,10 +69,12 @@ def free_port() -> int:
 class Target:
     """A started target; ``stop()`` ends every process it started, by process group."""
 
-    def __init__(self, workdir: Path, *, prefer_nginx: bool = True) -> None:
+    def __init__(self, workdir: Path, *, prefer_nginx: bool = True, answer_kib: int = 0) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.kind = "nginx" if prefer_nginx and shutil.which("nginx") else "python"
+        self.answer_kib = answer_kib
+        self.answer_bytes = len(answer_body(answer_kib)) if answer_kib else len(b"ok\n")
         self._procs: list[subprocess.Popen[bytes]] = []
         self._dir = workdir / "target"
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -66,12 +82,22 @@ class Target:
     def start(self) -> None:
         if self.kind == "nginx":
             conf = self._dir / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(dir=self._dir, port=self.port))
+            answer, user = OK_ANSWER, ""
+            if self.answer_kib:
+                # as root, workers would run as nobody, who cannot read the private work dir
+                user = "user root;\n" if os.geteuid() == 0 else ""
+                (self._dir / "www").mkdir(exist_ok=True)
+                (self._dir / "www" / "answer.txt").write_bytes(answer_body(self.answer_kib))
+                answer = FILE_ANSWER.format(dir=self._dir)
+            conf.write_text(
+                NGINX_CONF.format(dir=self._dir, port=self.port, answer=answer, user=user)
+            )
             cmd = ["nginx", "-p", str(self._dir), "-c", str(conf), "-g", "daemon off;"]
             self._procs.append(self._spawn(cmd))
         else:
             for _ in range(2):
                 cmd = [sys.executable, "-m", "benchmarks.target", str(self.port)]
+                cmd.append(str(self.answer_kib))
                 self._procs.append(self._spawn(cmd))
         self._wait_ready(timeout=15)
 
@@ -147,12 +173,14 @@ def usage(before: dict[int, float], after: dict[int, float], wall: float) -> dic
     }
 
 
-def _serve(port: int) -> None:
+def _serve(port: int, answer_kib: int) -> None:
     """One process of the Python fallback target."""
     from aiohttp import web
 
+    body = answer_body(answer_kib) if answer_kib else b"ok\n"
+
     async def ok(request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        return web.Response(body=body, content_type="text/plain")
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", ok)
@@ -160,4 +188,4 @@ def _serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)
