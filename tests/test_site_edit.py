@@ -70,6 +70,26 @@ async def test_patch_changes_the_fields_sent_and_keeps_the_rest(
         ({"verify_tls": 1}, "Field 'verify_tls': "),
         ({"paused": "yes"}, "Field 'paused': "),
         ({"method": "HEAD", "body_contains": "x"}, "Field 'body_contains': a HEAD answer"),
+        ({"name": ""}, "Field 'name': "),
+        ({"expected_status_code": 600}, "Field 'expected_status_code': "),
+        ({"keep_alive": "yes"}, "Field 'keep_alive': "),
+        ({"headers": ["X: y"]}, "Field 'headers': input should be an object."),
+        ({"headers": {"X": 1}}, "Field 'headers.X': "),
+        ({"headers": {"content-length": "5"}}, "Field 'headers': header content-length is"),
+        ({"headers": {"A": "1", "a": "2"}}, "Field 'headers': header a is given twice"),
+        ({"headers": {"X": "v" * 8200}}, "Field 'headers': names and values must be at most"),
+        ({"body": 5}, "Field 'body': "),
+        ({"body": "é" * 40000}, "Field 'body': must be at most 65536 bytes"),
+        ({"accepted_status_codes": "2xx"}, "Field 'accepted_status_codes': "),
+        ({"accepted_status_codes": [600]}, "Field 'accepted_status_codes.0': a status code is"),
+        ({"accepted_status_codes": ["300-200"]}, "Field 'accepted_status_codes.0': a range"),
+        ({"accepted_status_codes": [True]}, "Field 'accepted_status_codes.0': each entry"),
+        ({"body_contains": ""}, "Field 'body_contains': "),
+        ({"body_not_contains": "x" * 1001}, "Field 'body_not_contains': "),
+        ({"json_query": ""}, "Field 'json_query': "),
+        ({"max_response_time_ms": 1.5}, "Field 'max_response_time_ms': "),
+        ({"timeout_seconds": 0.5}, "Field 'timeout_seconds': "),
+        ({"timeout_seconds": "5"}, "Field 'timeout_seconds': "),
         ([1], "Request body must be a JSON object."),
     ],
 )
@@ -81,6 +101,32 @@ async def test_bad_patches_are_400_naming_the_field_and_change_nothing(
     assert answer["detail"].startswith(detail), answer
     now = await (await client.get(f"/sites/{site['id']}")).json()
     assert settings_of(now) == settings_of(site)
+
+
+async def test_post_takes_every_new_field_and_get_shows_it(
+    client: TestClient, target: Target
+) -> None:
+    fields = {
+        "method": "PUT",
+        "headers": {"Authorization": "Bearer x", "Content-Type": "application/json"},
+        "body": '{"ping": 1}',
+        "accepted_status_codes": [200, "204", "200-299", "3xx"],
+        "body_contains": "hello",
+        "body_not_contains": "Maintenance",
+        "json_query": "checks[?ok].name | [0]",
+        "json_expected": {"nested": [1, None, True]},
+        "max_response_time_ms": 2000,
+        "timeout_seconds": 2.5,
+        "follow_redirects": False,
+        "verify_tls": False,
+        "paused": True,
+    }
+    site = await add_site(client, target.url("/all"), **fields)
+    assert {k: site[k] for k in fields} == fields
+    got = await (await client.get(f"/sites/{site['id']}")).json()
+    assert got == site
+    listed = await (await client.get("/sites")).json()
+    assert listed == [site]
 
 
 async def test_patch_that_leaves_json_expected_without_its_query_is_400(
