@@ -273,6 +273,24 @@ async def test_a_site_paused_mid_incident_is_not_down_while_paused(store: Store)
     assert incident.duration_seconds == 39 * 60  # wall time, pause included
 
 
+async def test_an_incident_open_after_a_pause_counts_from_a_window_starting_in_it(
+    store: Store,
+) -> None:
+    sim = await make_site(store, created=T0)
+    await every_minute(sim, 1, 4, up=False)
+    await set_paused(store, sim, True, T0 + 5 * MINUTE)
+    await set_paused(store, sim, False, T0 + 35 * MINUTE)
+    await every_minute(sim, 36, 60, up=False)  # still down, the incident still open
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "30m", now=T0 + 60 * MINUTE, retention=Retention())
+    assert (w.start, w.uptime_percent, w.down_seconds, w.incidents) == (
+        T0 + 30 * MINUTE,
+        0.0,
+        1500.0,  # 25 monitored minutes after the 5 paused ones
+        1,
+    )
+
+
 @pytest.mark.parametrize("up", [True, False], ids=["up", "down"])
 async def test_a_window_inside_a_pause_still_open_monitors_nothing(store: Store, up: bool) -> None:
     sim = await make_site(store, created=T0)
@@ -447,5 +465,8 @@ async def test_api_paused_time_is_not_monitored(start_app: AppClient, settings: 
     w = (await (await client.get(f"{uptime}?window=1h")).json())["windows"][0]
     assert (w["uptime_percent"], w["incidents"]) == (0.0, 1)
     assert w["down_seconds"] == 1199.999  # 3000 s since the first check, 1800 of them paused
+    w = (await (await client.get(f"{uptime}?window=30m")).json())["windows"][0]
+    # From inside the pause: the incident, still open, is down for the 10 minutes since.
+    assert (w["uptime_percent"], w["down_seconds"], w["incidents"]) == (0.0, 600.0, 1)
     (incident,) = await (await client.get(f"/sites/{site['id']}/incidents")).json()
     assert incident["duration_seconds"] == 2999.999  # an incident is wall time

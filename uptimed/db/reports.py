@@ -330,10 +330,11 @@ async def paused(store: Store, site_id: int, *, since: int, now: int) -> Paused:
     spans = [(start, end) for start, end in rows]
     if not spans:
         return Paused()
+    # An open incident runs to ``now``, not to the last pause's end: the time after it counts.
     rows = await store.reader.execute_fetchall(
-        "SELECT started_at, coalesce(ended_at, ?3) FROM incidents"
-        " WHERE site_id = ?1 AND started_at < ?3 AND coalesce(ended_at, ?3) > ?2",
-        (site_id, min(s for s, _ in spans), max(e for _, e in spans)),
+        "SELECT started_at, coalesce(ended_at, ?4) FROM incidents"
+        " WHERE site_id = ?1 AND started_at < ?3 AND coalesce(ended_at, ?4) > ?2",
+        (site_id, min(s for s, _ in spans), max(e for _, e in spans), now),
     )
     return Paused(spans, [(start, end) for start, end in rows])
 
