@@ -1,6 +1,7 @@
 """Uptime knows nothing before a site's first finished check: the INITIAL time is not monitored,
 at every resolution (raw rows, hour and day rollups), and a window with nothing monitored says
-null rather than 100. Real SQLite file, synthetic checks at chosen times, exact figures."""
+null rather than 100. Paused time is not monitored either, nor down. Real SQLite file,
+synthetic checks at chosen times, exact figures."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from tests.test_reports import T0, Sim, make_site, window_of
 from uptimed.config import Settings
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import DAY, HOUR, MINUTE, Retention
-from uptimed.models import UptimeWindow
+from uptimed.db.reports import incidents_page
+from uptimed.models import SiteIn, UptimeWindow
 
 SECOND = 1000
 UNKNOWN_TIMES = {"avg": None, "p95": None, "p95_exact": True, "max": None}
@@ -201,6 +203,197 @@ async def test_rollups_know_nothing_of_a_site_never_checked(
     assert (w.start, w.uptime_percent, w.checks) == (NOW, None, 0)
 
 
+# --- paused spans: not monitored, not down -------------------------------------------------
+
+
+async def set_paused(store: Store, sim: Sim, paused: bool, at: int) -> None:
+    """Pause or resume through the store's real path, as ``PATCH /sites/{id}`` does."""
+    await store.update_site(sim.site_id, SiteIn(url="http://a", name="a", paused=paused), now=at)
+
+
+async def every_minute(sim: Sim, first: int, last: int, up: bool = True) -> None:
+    """A check at each whole minute from ``first`` to ``last`` (minutes after T0)."""
+    for k in range(first, last + 1):
+        await sim.check(T0 + k * MINUTE, up=up)
+
+
+async def test_an_up_site_paused_for_a_while_stays_100_percent(store: Store) -> None:
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 10 * SECOND, up=True)
+    await every_minute(sim, 1, 10)
+    await set_paused(store, sim, True, T0 + 10 * MINUTE + 30 * SECOND)
+    await set_paused(store, sim, False, T0 + 40 * MINUTE + 30 * SECOND)
+    await every_minute(sim, 41, 60)
+    site = await store.get_site(sim.site_id)
+    now = T0 + 60 * MINUTE
+    day = await window_of(store, site, "24h", now=now, retention=Retention())
+    assert figures(day) == {
+        "start": T0 + 10 * SECOND,  # the first check: the pause does not move the start
+        "uptime_percent": 100.0,
+        "checks": 31,
+        "checks_down": 0,
+        "down_seconds": 0.0,
+        "incidents": 0,
+        "response_time_ms": {"avg": 100.0, "p95": 100, "p95_exact": True, "max": 100},
+    }
+    half = await window_of(store, site, "30m", now=now, retention=Retention())
+    assert (half.start, half.uptime_percent, half.checks) == (now - 30 * MINUTE, 100.0, 20)
+    # A minute down shows what was monitored: 63 minutes less the 10 s before the first check
+    # and the 30 paused minutes.
+    await sim.check(T0 + 61 * MINUTE, up=False)
+    await sim.check(T0 + 62 * MINUTE, up=True)
+    day = await window_of(store, site, "24h", now=T0 + 63 * MINUTE, retention=Retention())
+    assert (day.down_seconds, day.uptime_percent) == (60.0, round(100 * 1910 / 1970, 4))
+
+
+async def test_a_site_paused_mid_incident_is_not_down_while_paused(store: Store) -> None:
+    """The incident stays open across the pause (no check says otherwise): only its
+    monitored minutes are down time; the incident itself keeps its wall time."""
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 10 * SECOND, up=True)
+    await every_minute(sim, 1, 4, up=False)  # down from minute 1
+    await set_paused(store, sim, True, T0 + 5 * MINUTE)
+    await set_paused(store, sim, False, T0 + 35 * MINUTE)  # 30 minutes paused
+    await every_minute(sim, 36, 39, up=False)
+    await every_minute(sim, 40, 60)  # recovered at minute 40
+    site = await store.get_site(sim.site_id)
+    now = T0 + 60 * MINUTE
+    w = await window_of(store, site, "24h", now=now, retention=Retention())
+    monitored = (now - T0) / 1000 - 10 - 1800
+    assert figures(w) == {
+        "start": T0 + 10 * SECOND,
+        "uptime_percent": round(100 * (monitored - 540) / monitored, 4),
+        "checks": 30,
+        "checks_down": 8,
+        "down_seconds": 540.0,  # 39 minutes of incident, 30 of them paused
+        "incidents": 1,
+        "response_time_ms": {"avg": 100.0, "p95": 100, "p95_exact": True, "max": 100},
+    }
+    (incident,), _ = await incidents_page(store, sim.site_id, limit=10, cursor=None, now=now)
+    assert incident.duration_seconds == 39 * 60  # wall time, pause included
+
+
+async def test_an_incident_open_after_a_pause_counts_from_a_window_starting_in_it(
+    store: Store,
+) -> None:
+    sim = await make_site(store, created=T0)
+    await every_minute(sim, 1, 4, up=False)
+    await set_paused(store, sim, True, T0 + 5 * MINUTE)
+    await set_paused(store, sim, False, T0 + 35 * MINUTE)
+    await every_minute(sim, 36, 60, up=False)  # still down, the incident still open
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, "30m", now=T0 + 60 * MINUTE, retention=Retention())
+    assert (w.start, w.uptime_percent, w.down_seconds, w.incidents) == (
+        T0 + 30 * MINUTE,
+        0.0,
+        1500.0,  # 25 monitored minutes after the 5 paused ones
+        1,
+    )
+
+
+@pytest.mark.parametrize("up", [True, False], ids=["up", "down"])
+async def test_a_window_inside_a_pause_still_open_monitors_nothing(store: Store, up: bool) -> None:
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 10 * SECOND, up=up)
+    await set_paused(store, sim, True, T0 + MINUTE)  # never resumed: runs to now
+    site = await store.get_site(sim.site_id)
+    now = T0 + 3 * HOUR
+    hour = await window_of(store, site, "1h", now=now, retention=Retention())
+    assert figures(hour) == {
+        "start": now - HOUR,
+        "uptime_percent": None,  # nothing monitored: neither 100 nor 0
+        "checks": 0,
+        "checks_down": 0,
+        "down_seconds": 0.0,
+        "incidents": 0,  # the open incident has no monitored time in this window
+        "response_time_ms": UNKNOWN_TIMES,
+    }
+    day = await window_of(store, site, "24h", now=now, retention=Retention())
+    assert (day.start, day.uptime_percent, day.down_seconds, day.incidents) == (
+        T0 + 10 * SECOND,
+        100.0 if up else 0.0,  # the 50 seconds before the pause
+        0.0 if up else 50.0,
+        0 if up else 1,
+    )
+
+
+async def test_a_pause_still_open_runs_to_the_window_end(store: Store) -> None:
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 10 * SECOND, up=False)
+    await every_minute(sim, 1, 20, up=False)
+    await set_paused(store, sim, True, T0 + 20 * MINUTE + 30 * SECOND)
+    site = await store.get_site(sim.site_id)
+    now = T0 + 40 * MINUTE
+    w = await window_of(store, site, "30m", now=now, retention=Retention())
+    assert (w.start, w.uptime_percent, w.down_seconds, w.incidents) == (
+        now - 30 * MINUTE,
+        0.0,  # 10.5 minutes monitored, all down; 19.5 paused
+        630.0,
+        1,
+    )
+
+
+async def test_a_site_created_paused_is_monitored_from_its_first_check(store: Store) -> None:
+    site = await store.insert_site(SiteIn(url="http://a", name="a", paused=True), now=T0)
+    sim = Sim(store, site.id, T0)
+    site = await store.get_site(site.id)
+    w = await window_of(store, site, "24h", now=T0 + HOUR, retention=Retention())
+    assert (w.start, w.uptime_percent) == (T0 + HOUR, None)  # paused since its creation
+    await set_paused(store, sim, False, T0 + HOUR)
+    await sim.check(T0 + HOUR + SECOND, up=False)
+    w = await window_of(store, site, "24h", now=T0 + 2 * HOUR, retention=Retention())
+    assert (w.start, w.uptime_percent, w.down_seconds) == (T0 + HOUR + SECOND, 0.0, 3599.0)
+
+
+PAUSED = (T0 + DAY + 35 * MINUTE, T0 + DAY + 3 * HOUR + 5 * MINUTE)  # rolled up by NOW
+
+
+async def checks_with_a_pause(store: Store, retention: Retention) -> Sim:
+    """Every 15 minutes from FIRST to NOW but while PAUSED, rolling up and pruning hourly as
+    the daemon would; down from T0+1d+15m, across the pause, up again at T0+1d+3h15m."""
+    sim = await make_site(store, created=CREATED)
+    for k in range((NOW - FIRST) // (15 * MINUTE) + 1):
+        at = FIRST + k * 15 * MINUTE
+        if at == PAUSED[1] - 5 * MINUTE:
+            await set_paused(store, sim, True, PAUSED[0])
+            await set_paused(store, sim, False, PAUSED[1])
+        if not PAUSED[0] <= at < PAUSED[1]:
+            await sim.check(at, up=not T0 + DAY + 15 * MINUTE <= at < PAUSED[1], rtt=100)
+        if at % HOUR == 0:
+            await maintenance.run(store, at, retention)
+    return sim
+
+
+@pytest.mark.parametrize(
+    ("retention", "resolution", "window", "start", "paused", "down"),
+    [
+        (HOURLY, "1h", "5d", T0 + 13 * HOUR, 150 * MINUTE, 30 * MINUTE),
+        (DAILY, "1d", "5d", CREATED, 150 * MINUTE, 30 * MINUTE),
+        # 47h starts at T0+1d+1h, inside the pause: hour rollups keep that start...
+        (HOURLY, "1h", "47h", T0 + DAY + HOUR, 125 * MINUTE, 10 * MINUTE),
+        # ...day rollups round it down to T0+1d, and the pause is counted from there too.
+        (DAILY, "1d", "47h", T0 + DAY, 150 * MINUTE, 30 * MINUTE),
+    ],
+    ids=["1h-5d", "1d-5d", "1h-47h", "1d-47h"],
+)
+async def test_rollups_leave_paused_time_out(
+    store: Store,
+    retention: Retention,
+    resolution: str,
+    window: str,
+    start: int,
+    paused: int,
+    down: int,
+) -> None:
+    sim = await checks_with_a_pause(store, retention)
+    site = await store.get_site(sim.site_id)
+    w = await window_of(store, site, window, now=NOW, retention=retention)
+    assert (w.resolution, w.start) == (resolution, start)
+    monitored = NOW - start - paused
+    assert (w.down_seconds, w.incidents) == (down / 1000, 1)
+    assert w.uptime_percent == round(100 * (monitored - down) / monitored, 4)
+
+
 # --- through the API ---------------------------------------------------------------------
 
 
@@ -244,3 +437,36 @@ async def test_api_site_never_up_is_zero_percent_up(
     w = (await (await client.get(f"/sites/{site['id']}/uptime?window=1h")).json())["windows"][0]
     assert (w["uptime_percent"], w["checks"], w["checks_down"], w["incidents"]) == (0.0, 1, 1, 1)
     assert w["down_seconds"] == 59.999  # from the first check, 1 ms after the creation
+
+
+async def test_api_paused_time_is_not_monitored(start_app: AppClient, settings: Settings) -> None:
+    """PATCH pauses and resumes a site that is down; /uptime leaves the pause out of both the
+    monitored and the down time, and says null for a window inside it."""
+    clock = ManualClock(wall=(T0 + 100 * MINUTE) / 1000)
+    client = await start_app(settings, clock.clock())
+    body = {"url": "http://127.0.0.1:9/", "name": "refused", "check_interval_seconds": 86400}
+    site = await (await client.post("/sites", json=body)).json()
+    uptime = f"/sites/{site['id']}/uptime"
+
+    async def down() -> bool:
+        rows = await (await client.get(f"/sites/{site['id']}/history")).json()
+        return [r["status"] for r in rows] == ["INITIAL", "DOWN"]
+
+    await eventually(down)
+    clock.advance(600)
+    resp = await client.patch(f"/sites/{site['id']}", json={"paused": True})
+    assert resp.status == 200
+    clock.advance(1800)
+    w = (await (await client.get(f"{uptime}?window=30m")).json())["windows"][0]
+    assert (w["uptime_percent"], w["down_seconds"], w["incidents"]) == (None, 0.0, 0)
+    resp = await client.patch(f"/sites/{site['id']}", json={"paused": False})
+    assert resp.status == 200
+    clock.advance(600)
+    w = (await (await client.get(f"{uptime}?window=1h")).json())["windows"][0]
+    assert (w["uptime_percent"], w["incidents"]) == (0.0, 1)
+    assert w["down_seconds"] == 1199.999  # 3000 s since the first check, 1800 of them paused
+    w = (await (await client.get(f"{uptime}?window=30m")).json())["windows"][0]
+    # From inside the pause: the incident, still open, is down for the 10 minutes since.
+    assert (w["uptime_percent"], w["down_seconds"], w["incidents"]) == (0.0, 600.0, 1)
+    (incident,) = await (await client.get(f"/sites/{site['id']}/incidents")).json()
+    assert incident["duration_seconds"] == 2999.999  # an incident is wall time

@@ -589,11 +589,13 @@ class UptimeWindow(BaseModel):
     start: Timestamp = Field(
         description="where the figures begin: the window's start, or the site's first finished "
         "check if that is later (the INITIAL time before it is not monitored); equal to end "
-        "while no check has finished"
+        "while no check has finished. Paused spans after it are not monitored either"
     )
     end: Timestamp
     uptime_percent: float | None = Field(
-        description="time UP / time monitored (start to end); null while no check has finished"
+        description="time UP / time monitored (start to end, less the paused spans, which are "
+        "neither up nor down); null while nothing is monitored: no check has finished, or the "
+        "site was paused throughout"
     )
     checks: int
     checks_down: int

@@ -6,12 +6,15 @@ rows (exact); longer ones use hour and day rollups for the part raw rows no long
 Downtime always comes from the incidents table, which is exact for the rollups' lifetime.
 Monitored time begins with a site's first finished check (``first_result``): before it the
 status is INITIAL, which is neither up nor down, so a window holds nothing to report until then.
+Paused spans (the ``pauses`` table) are not monitored either: no check runs, yet an incident open
+when the site was paused stays open, so its paused part is taken out of the down time too.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from uptimed.db.connection import fetch_one
 from uptimed.db.maintenance import DAY, HOUR, LEVELS, MINUTE, Retention
@@ -74,6 +77,10 @@ async def history_page(
 
 
 def _incident(row: object, now: int) -> Incident:
+    """``duration_seconds`` is wall time from the first failure to the recovery (or ``now``),
+    paused time included: the site was down for all of it as far as anyone knows, and the
+    incident's own ``started_at``/``ended_at`` would not add up otherwise. Only ``/uptime``,
+    which reports monitored time, leaves paused spans out."""
     id_, site_id, started, ended, reason, failed = row  # type: ignore[misc]
     return Incident.model_construct(
         id=id_,
@@ -251,7 +258,8 @@ def _hist_p95(hist: list[int], checks: int, rt_max: int | None) -> int | None:
     return rt_max
 
 
-async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[int, float]:
+async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[int, int]:
+    """How many incidents touch [start, end] and their milliseconds inside it."""
     async with store.reader.execute(
         "SELECT count(*), coalesce(sum(min(coalesce(ended_at, ?2), ?2) - max(started_at, ?1)), 0)"
         " FROM incidents WHERE site_id = ?3 AND started_at <= ?2 AND coalesce(ended_at, ?2) > ?1",
@@ -259,7 +267,76 @@ async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[i
     ) as cur:
         row = await cur.fetchone()
     assert row is not None
-    return row[0], row[1] / 1000
+    return row[0], row[1]
+
+
+Span = tuple[int, int]  # [start, end) in epoch milliseconds
+
+
+def _merged(spans: Iterable[Span]) -> list[Span]:
+    """Sorted, non-empty and disjoint: the union of ``spans``."""
+    out: list[Span] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def overlap(spans: Iterable[Span], others: Iterable[Span]) -> int:
+    """Milliseconds that lie in both sets; each set may overlap itself (its union counts)."""
+    a, b = _merged(spans), _merged(others)
+    total = i = j = 0
+    while i < len(a) and j < len(b):
+        total += max(0, min(a[i][1], b[j][1]) - max(a[i][0], b[j][0]))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+@dataclass
+class Paused:
+    """A site's pauses that may touch a request's windows, and its incidents that overlap
+    them (one query each, read once for every window: a site has few pauses)."""
+
+    spans: list[Span] = field(default_factory=list)
+    incidents: list[Span] = field(default_factory=list)
+
+    def within(self, start: int, end: int) -> tuple[int, int, int]:
+        """Paused ms in [start, end], the down ms among them, and how many incidents have no
+        monitored time in it (all of their part inside it was paused)."""
+        paused = overlap(self.spans, [(start, end)])
+        down = hidden = 0
+        for first, last in self.incidents:
+            inside = (max(first, start), min(last, end))
+            if inside[1] > inside[0]:
+                covered = overlap([inside], self.spans)
+                down += covered
+                hidden += covered == inside[1] - inside[0]
+        return paused, down, hidden
+
+
+async def paused(store: Store, site_id: int, *, since: int, now: int) -> Paused:
+    """Pauses ending after ``since`` (an open one runs to ``now``) and the incidents during
+    them; no incident query for a site never paused since then."""
+    rows = await store.reader.execute_fetchall(
+        "SELECT started_at, min(coalesce(ended_at, ?3), ?3) FROM pauses"
+        " WHERE site_id = ?1 AND started_at < ?3 AND coalesce(ended_at, ?3) > ?2",
+        (site_id, since, now),
+    )
+    spans = [(start, end) for start, end in rows]
+    if not spans:
+        return Paused()
+    # An open incident runs to ``now``, not to the last pause's end: the time after it counts.
+    rows = await store.reader.execute_fetchall(
+        "SELECT started_at, coalesce(ended_at, ?4) FROM incidents"
+        " WHERE site_id = ?1 AND started_at < ?3 AND coalesce(ended_at, ?4) > ?2",
+        (site_id, min(s for s, _ in spans), max(e for _, e in spans), now),
+    )
+    return Paused(spans, [(start, end) for start, end in rows])
 
 
 # Up to this many checks the p95 is computed from every response time; beyond, from the
@@ -299,8 +376,13 @@ async def uptime(
 ) -> list[UptimeWindow]:
     """The figures of each window, all ending at ``now``."""
     first = await first_result(store, site, now=now, retention=retention)
+    # A day earlier than the longest window: rollups round a window's start down to the day.
+    since = now - max(map(window_ms, windows), default=0) - DAY
+    pauses = await paused(store, site.id, since=since, now=now)
     return [
-        await uptime_window(store, site, w, now=now, retention=retention, first=first)
+        await uptime_window(
+            store, site, w, now=now, retention=retention, first=first, pauses=pauses
+        )
         for w in windows
     ]
 
@@ -313,9 +395,12 @@ async def uptime_window(
     now: int,
     retention: Retention,
     first: int | None,
+    pauses: Paused | None = None,
 ) -> UptimeWindow:
     """The figures of one window ending at ``now``. ``first`` is ``first_result(site)``: the
-    window starts there if that is later, and holds no monitored time while it is None."""
+    window starts there if that is later, and holds no monitored time while it is None.
+    ``pauses`` (read since before the window's start) are taken out of the monitored time and
+    the down time, from the same start, rounded or not, as the incidents."""
     if first is None or first > now:
         return _unknown(window, now)
     start = max(now - window_ms(window), first)
@@ -342,17 +427,18 @@ async def uptime_window(
         p95 = await _exact_p95(store, site.id, start, now + 1, stats.checks)
     else:
         p95 = _hist_p95(stats.hist or [], stats.checks, stats.rt_max)
-    incidents, down_seconds = await _downtime(store, site.id, start, now)
-    covered = (now - start) / 1000
+    incidents, down_ms = await _downtime(store, site.id, start, now)
+    paused_ms, paused_down_ms, hidden = (pauses or Paused()).within(start, now)
+    monitored, down = now - start - paused_ms, down_ms - paused_down_ms
     return UptimeWindow.model_construct(
         window=window,
         start=start,
         end=now,
-        uptime_percent=round(100 * (covered - down_seconds) / covered, 4) if covered > 0 else None,
+        uptime_percent=round(100 * (monitored - down) / monitored, 4) if monitored > 0 else None,
         checks=stats.checks,
         checks_down=stats.down,
-        down_seconds=down_seconds,
-        incidents=incidents,
+        down_seconds=down / 1000,
+        incidents=incidents - hidden,
         response_time_ms=ResponseTimes(
             avg=round(stats.rt_sum / stats.checks, 1) if stats.checks else None,
             p95=p95,
