@@ -600,7 +600,7 @@ class UptimeWindow(BaseModel):
     checks: int
     checks_down: int
     down_seconds: float
-    incidents: int
+    incidents: int = Field(description="incidents down within the window for a moment not paused")
     response_time_ms: ResponseTimes
     resolution: Literal["raw", "1h", "1d"] = Field(
         description="raw: the window lies within the raw history and every figure is exact; "
