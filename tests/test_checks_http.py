@@ -13,7 +13,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.conftest import Target
 from uptimed import __version__
-from uptimed.checker import check_site
+from uptimed.checks import check_site
 from uptimed.connector import CheckConnector
 from uptimed.models import Site, Status
 
