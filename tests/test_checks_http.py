@@ -1,25 +1,31 @@
-"""The checker against a real local target: UP, wrong status, timeout, refused, DNS, redirects."""
+"""HTTP checks against a real local target: UP, wrong status, timeout, refused, DNS, redirects,
+and every field of a site's check (method, headers, body, statuses, assertions, timeout,
+redirects, TLS)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohappyeyeballs
 import aiohttp
 import pytest
+import trustme
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.test_utils import TestServer
 
-from tests.conftest import Target
+from tests.conftest import Target, make_target_app
 from uptimed import __version__
 from uptimed.checks import check_site
 from uptimed.connector import CheckConnector
 from uptimed.models import Site, Status
 
 
-def site(url: str, expected: int = 200) -> Site:
-    return Site(id=1, url=url, name="t", expected_status_code=expected, created_at=0)
+def site(url: str, expected: int = 200, **fields: Any) -> Site:
+    return Site(id=1, url=url, name="t", expected_status_code=expected, created_at=0, **fields)
 
 
 @pytest.fixture(params=[aiohttp.TCPConnector, CheckConnector], ids=["aiohttp", "uptimed"])
@@ -202,3 +208,241 @@ async def test_a_malformed_answer_says_what_was_wrong(
     assert result.reason is not None and result.reason.startswith("bad answer: "), result.reason
     assert reason in result.reason, result.reason
     assert "ClientResponseError" not in result.reason
+
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+async def test_the_site_s_method_is_sent(
+    session: aiohttp.ClientSession, target: Target, method: str
+) -> None:
+    result = await check_site(session, site(target.url("/echo"), method=method), timeout=2)
+    assert (result.status, result.http_status) == (Status.UP, 200)
+    assert [m for m, _, _ in target.requests] == [method]
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "HEAD"])
+async def test_the_answer_to_the_method_is_read(
+    session: aiohttp.ClientSession, target: Target, method: str
+) -> None:
+    """The echo's JSON names the method: the body read is the answer to that request."""
+    s = site(target.url("/echo"), method=method, json_query="method", json_expected=method)
+    assert (await check_site(session, s, timeout=2)).status is Status.UP
+
+
+async def test_headers_are_sent_and_replace_the_user_agent(
+    session: aiohttp.ClientSession, target: Target
+) -> None:
+    headers = {"X-Token": "abc", "Accept": "application/json", "user-agent": "probe/1"}
+    result = await check_site(session, site(target.url("/echo"), headers=headers), timeout=2)
+    assert result.status is Status.UP
+    _, seen, _ = target.requests[0]
+    assert seen["X-Token"] == "abc"
+    assert seen.getall("Accept") == ["application/json"]
+    assert seen.getall("User-Agent") == ["probe/1"]
+
+
+async def test_without_headers_the_session_s_user_agent_is_sent(
+    session: aiohttp.ClientSession, target: Target
+) -> None:
+    await check_site(session, site(target.url("/echo")), timeout=2)
+    _, seen, body = target.requests[0]
+    assert seen.getall("User-Agent") == [f"uptimed/{__version__}"]
+    assert body == b""
+
+
+@pytest.mark.parametrize("name", ["Content-Type", "content-type"])
+async def test_a_body_is_sent_with_the_content_type_of_the_headers(
+    session: aiohttp.ClientSession, target: Target, name: str
+) -> None:
+    s = site(
+        target.url("/echo"),
+        method="POST",
+        headers={name: "application/json; charset=utf-8"},
+        body='{"q": "é"}',
+    )
+    assert (await check_site(session, s, timeout=2)).status is Status.UP
+    method, seen, body = target.requests[0]
+    assert (method, body) == ("POST", '{"q": "é"}'.encode())
+    assert seen.getall("Content-Type") == ["application/json; charset=utf-8"]
+    assert seen["Content-Length"] == str(len(body))
+
+
+async def test_a_body_without_a_content_type_header_is_sent_with_none(
+    session: aiohttp.ClientSession, target: Target
+) -> None:
+    s = site(target.url("/echo"), method="PUT", body="plain words", headers={"X-A": "1"})
+    assert (await check_site(session, s, timeout=2)).status is Status.UP
+    method, seen, body = target.requests[0]
+    assert (method, body) == ("PUT", b"plain words")
+    assert "Content-Type" not in seen
+
+
+@pytest.mark.parametrize(
+    ("status", "accepted", "reason"),
+    [
+        (204, [204], None),
+        (204, ["204"], None),
+        (299, ["200-299"], None),
+        (200, ["200-299"], None),
+        (404, ["4xx"], None),
+        (301, ["200-299", 301], None),
+        (503, ["200-299"], "HTTP 503 (accepted: 200-299)"),
+        (503, ["200-299", 301], "HTTP 503 (accepted: 200-299, 301)"),
+        (300, ["2xx"], "HTTP 300 (accepted: 2xx)"),
+    ],
+)
+async def test_accepted_status_codes_decide(
+    session: aiohttp.ClientSession,
+    target: Target,
+    status: int,
+    accepted: list[int | str],
+    reason: str | None,
+) -> None:
+    target.status = status
+    s = site(target.url(), accepted_status_codes=accepted)
+    result = await check_site(session, s, timeout=2, retries=2)
+    assert (result.status, result.reason) == (Status.DOWN if reason else Status.UP, reason)
+    assert result.http_status == status
+    assert len(target.hits) == 1  # an answer is never retried
+
+
+@pytest.mark.parametrize(("status", "up"), [(500, False), (200, True)])
+async def test_expected_status_code_is_unused_while_accepted_status_codes_is_set(
+    session: aiohttp.ClientSession, target: Target, status: int, up: bool
+) -> None:
+    target.status = status
+    s = site(target.url(), expected=500, accepted_status_codes=["2xx"])
+    result = await check_site(session, s, timeout=2)
+    assert result.status is (Status.UP if up else Status.DOWN)
+    if not up:
+        assert result.reason == "HTTP 500 (accepted: 2xx)"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"body_contains": "Welcome"}, None),
+        ({"body_contains": "Goodbye"}, 'body does not contain "Goodbye"'),
+        ({"body_not_contains": "Maintenance"}, None),
+        ({"body_not_contains": "Welcome"}, 'body contains "Welcome"'),
+        ({"body_contains": "Welcome", "body_not_contains": "Maintenance"}, None),
+    ],
+)
+async def test_body_assertions(
+    session: aiohttp.ClientSession, target: Target, fields: dict[str, str], reason: str | None
+) -> None:
+    target.pages["home"] = (b"<h1>Welcome home</h1>", "text/html; charset=utf-8")
+    result = await check_site(session, site(target.url("/page/home"), **fields), timeout=2)
+    assert (result.status, result.reason) == (Status.DOWN if reason else Status.UP, reason)
+    assert result.http_status == 200
+    assert len(target.hits) == 1  # a failed assertion is an answer: not retried
+
+
+@pytest.mark.parametrize(
+    ("page", "query", "expected", "reason"),
+    [
+        (b'{"status": "ok"}', "status", "ok", None),
+        (b'{"status": "degraded"}', "status", "ok", 'JSON status is "degraded", expected "ok"'),
+        (b'{"db": {"up": true}}', "db.up", True, None),
+        (b'{"db": {"up": 1}}', "db.up", True, "JSON db.up is 1, expected true"),
+        (b'{"status": "ok"}', "status", None, None),
+        (b'{"state": "ok"}', "status", None, "JSON status is null, expected a value"),
+        (b"<html>oops</html>", "status", "ok", "body is not JSON"),
+    ],
+)
+async def test_json_assertions(
+    session: aiohttp.ClientSession,
+    target: Target,
+    page: bytes,
+    query: str,
+    expected: Any,
+    reason: str | None,
+) -> None:
+    target.pages["health"] = (page, "application/json")
+    s = site(target.url("/page/health"), json_query=query, json_expected=expected)
+    result = await check_site(session, s, timeout=2, retries=2)
+    assert (result.status, result.reason) == (Status.DOWN if reason else Status.UP, reason)
+    assert len(target.hits) == 1
+
+
+async def test_a_slow_answer_is_down_and_not_retried(
+    session: aiohttp.ClientSession, target: Target
+) -> None:
+    target.delays["/slow"] = 0.3
+    result = await check_site(
+        session, site(target.url("/slow"), max_response_time_ms=100), timeout=2, retries=2
+    )
+    assert result.status is Status.DOWN
+    assert result.reason == f"slow: {result.response_time_ms} ms > 100 ms"
+    assert result.response_time_ms >= 300
+    assert len(target.hits) == 1
+
+
+async def test_an_answer_within_max_response_time_is_up(
+    session: aiohttp.ClientSession, target: Target
+) -> None:
+    result = await check_site(session, site(target.url(), max_response_time_ms=5000), timeout=2)
+    assert (result.status, result.reason) == (Status.UP, None)
+
+
+async def test_the_site_s_timeout_overrides_the_default_and_is_retried(
+    session: aiohttp.ClientSession, target: Target
+) -> None:
+    target.delays["/stuck"] = 30
+    s = site(target.url("/stuck"), timeout_seconds=1)
+    result = await check_site(session, s, timeout=20, retries=1)
+    assert (result.status, result.reason) == (Status.DOWN, "timeout after 1s")
+    assert result.response_time_ms <= 1000
+    assert result.http_status is None
+    assert len(target.hits) == 2
+
+
+@pytest.mark.parametrize(
+    ("accepted", "status", "reason"),
+    [(None, Status.DOWN, "HTTP 302"), ([302], Status.UP, None), (["3xx"], Status.UP, None)],
+)
+async def test_without_following_redirects_the_redirect_is_the_answer(
+    session: aiohttp.ClientSession,
+    target: Target,
+    accepted: list[int | str] | None,
+    status: Status,
+    reason: str | None,
+) -> None:
+    s = site(target.url("/redirect/1"), follow_redirects=False, accepted_status_codes=accepted)
+    result = await check_site(session, s, timeout=2)
+    assert (result.status, result.reason, result.http_status) == (status, reason, 302)
+    assert [p for _, p, _ in target.hits] == ["/redirect/1"]  # "/" was not asked for
+
+
+@pytest.fixture(scope="session")
+def untrusted_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def tls_target(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], untrusted_ca: trustme.CA
+) -> Target:
+    """The target over HTTPS, with a certificate from a CA the client does not trust."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    untrusted_ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    t = Target()
+    t.server = await aiohttp_server(make_target_app(t), ssl=context)
+    return t
+
+
+@pytest.mark.parametrize("verify", [True, False])
+async def test_verify_tls(session: aiohttp.ClientSession, tls_target: Target, verify: bool) -> None:
+    url = tls_target.url()
+    assert url.startswith("https://")
+    result = await check_site(session, site(url, verify_tls=verify), timeout=2, retries=0)
+    if verify:
+        assert result.status is Status.DOWN
+        assert result.reason is not None and result.reason.startswith("TLS error"), result.reason
+        assert "certificate" in result.reason
+        assert tls_target.hits == []
+    else:
+        assert (result.status, result.reason, result.http_status) == (Status.UP, None, 200)
+        assert len(tls_target.hits) == 1
