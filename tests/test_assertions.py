@@ -246,6 +246,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         ("Grüße".encode(), "text/plain", "Grüße", True),  # no charset: UTF-8
         ("Grüße".encode(), "application/octet-stream", "Grüße", True),
         ("Grüße".encode(), "text/plain; charset=no-such-charset", "Grüße", True),
+        ("Grüße".encode(), "text/plain; charset=base64", "Grüße", True),  # not a text codec
+        ("Grüße".encode(), "text/plain; charset=idna", "Grüße", True),  # cannot replace
+        ("Grüße".encode(), "text/plain; charset=undefined", "Grüße", True),  # always fails
         ("Grüße".encode("latin-1"), "text/plain", "Gr\ufffd\ufffde", True),  # replaced
         ("Grüße".encode("latin-1"), "text/plain", "Grüße", False),
         ("Grüße".encode(), "text/plain; charset=latin-1", "Grüße", False),  # the header rules
@@ -257,6 +260,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         "no-charset-utf-8",
         "octet-stream-utf-8",
         "unknown-charset-utf-8",
+        "bytes-codec-utf-8",
+        "idna-utf-8",
+        "undefined-utf-8",
         "bad-utf-8-replaced",
         "bad-utf-8-no-match",
         "charset-believed",

@@ -77,7 +77,12 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
 
 
 def _decode(data: bytes, charset: str | None) -> str:
-    return data.decode(_codec(charset), errors="replace")
+    """Python also knows charsets that are no text encoding ("base64", "zlib") or that cannot
+    replace what they fail on ("idna", "undefined"): those bodies are read as UTF-8 too."""
+    try:
+        return data.decode(_codec(charset), errors="replace")
+    except (LookupError, ValueError):
+        return data.decode(errors="replace")
 
 
 @lru_cache(maxsize=64)
@@ -86,7 +91,7 @@ def _codec(charset: str | None) -> str:
     if charset:
         try:
             return codecs.lookup(charset).name
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or not a name at all ("a\0b")
             pass
     return "utf-8"
 
