@@ -118,6 +118,8 @@ CASES: list[tuple[str, dict[str, Any], int, str | None, int, str | None]] = [
     ("json-missing", js("status"), 200, "{}", 5, "JSON status is null, expected a value"),
     ("json-not-json", js("status", "ok"), 200, "<html>", 5, "body is not JSON"),
     ("json-empty", js("status"), 200, "", 5, "body is not JSON"),
+    ("json-huge-number", js("a"), 200, '{"a": ' + "9" * 5000 + "}", 5, "body is not JSON"),
+    ("json-deep", js("a"), 200, "[" * 5000 + "]" * 5000, 5, "JSON nested too deeply"),
     ("json-true-is-not-1", js("a", 1), 200, '{"a": true}', 5, "JSON a is true, expected 1"),
     ("json-1-is-not-true", js("a", True), 200, '{"a": 1}', 5, "JSON a is 1, expected true"),
     ("json-0-is-not-false", js("a", False), 200, '{"a": 0}', 5, "JSON a is 0, expected false"),

@@ -63,6 +63,13 @@ def json_failure(site: Site, text: str | None) -> str | None:
     if query is None:
         return None
     try:
+        return _json_failure(query, text, site.json_expected)
+    except RecursionError:  # parsing, comparing or showing a document nested thousands deep
+        return "JSON nested too deeply"
+
+
+def _json_failure(query: str, text: str | None, expected: Any) -> str | None:
+    try:
         document = json.loads(text or "")
     except ValueError:  # JSONDecodeError, and numbers beyond int's digit limit
         return "body is not JSON"
@@ -70,7 +77,6 @@ def json_failure(site: Site, text: str | None) -> str | None:
         found = _compiled(query).search(document)
     except jmespath.exceptions.JMESPathError as e:  # a function given the wrong types
         return f"JSON {query} failed: {str(e).splitlines()[0][:SHOWN_MAX]}"
-    expected = site.json_expected
     if expected is None:
         return None if found is not None else f"JSON {query} is null, expected a value"
     if json_equal(found, expected):
