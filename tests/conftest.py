@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from uptimed.app import create_app
 from uptimed.clock import Clock
@@ -76,6 +77,10 @@ class Target:
     statuses: dict[str, int] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
     hits: list[tuple[float, str, dict[str, str]]] = field(default_factory=list)
+    # /echo: each request's method, headers (repeats kept) and body
+    requests: list[tuple[str, CIMultiDict[str], bytes]] = field(default_factory=list)
+    # /page/{name}: the body and its Content-Type header
+    pages: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     server: TestServer | None = None
 
     def url(self, path: str = "/") -> str:
@@ -122,7 +127,27 @@ def make_target_app(target: Target) -> web.Application:
             await resp.write(chunk)
         return resp
 
+    async def echo(request: web.Request) -> web.StreamResponse:
+        """Any method: records the request, answers its method, headers and body as JSON."""
+        body = await request.read()
+        target.hits.append((time.monotonic(), request.path, dict(request.headers)))
+        target.requests.append((request.method, request.headers.copy(), body))
+        seen = {"method": request.method, "headers": dict(request.headers), "body": body.decode()}
+        return web.json_response(seen, status=target.statuses.get(request.path, target.status))
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        """Any method: the bytes of ``target.pages[name]`` with its Content-Type."""
+        target.hits.append((time.monotonic(), request.path, dict(request.headers)))
+        delay = target.delays.get(request.path, target.delay)
+        if delay:
+            await asyncio.sleep(delay)
+        data, content_type = target.pages[request.match_info["name"]]
+        status = target.statuses.get(request.path, target.status)
+        return web.Response(body=data, status=status, headers={"Content-Type": content_type})
+
     app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_route("*", "/page/{name}", page)
     app.router.add_get("/redirect/{n}", redirect)
     app.router.add_get("/loop", loop)
     app.router.add_get("/big", big)

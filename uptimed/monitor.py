@@ -21,7 +21,7 @@ import aiohttp
 
 from uptimed.alerting import event_for, next_state
 from uptimed.batching import CheckBatcher
-from uptimed.checker import LocalFault, check_site
+from uptimed.checks import LocalFault, check_site
 from uptimed.db import Store
 from uptimed.health import Health
 from uptimed.models import CheckResult, Site, SiteState, Status, Transition

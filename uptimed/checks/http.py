@@ -1,0 +1,108 @@
+"""The HTTP(S) probe: one request as the site asks for it, and its answer.
+
+A site without body assertions has its body read and dropped up to ``BODY_CAP_BYTES``, so the
+timing covers the whole answer at no cost beyond today's; a site with them keeps up to
+``BODY_ASSERT_CAP`` and decodes it with the answer's charset (UTF-8 when there is none or
+Python does not know it; undecodable bytes become U+FFFD).
+"""
+
+from __future__ import annotations
+
+import codecs
+import ssl
+from functools import lru_cache
+
+import aiohttp
+
+from uptimed.checks.answer import Answer
+from uptimed.checks.errors import MAX_REDIRECTS, Failure, LocalFault, local_fault, reason, transient
+from uptimed.models import Site
+
+BODY_CAP_BYTES = 256 * 1024
+BODY_ASSERT_CAP = 1024 * 1024
+_CHUNK = 64 * 1024
+# One answer per status code, made once: a plain check allocates no Answer of its own.
+_BARE = {code: Answer(code) for code in range(100, 1000)}
+_NO_CONTENT_TYPE = ("Content-Type",)
+
+
+async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> Answer:
+    """Send ``site``'s request; raise ``Failure`` or ``LocalFault`` when no answer came."""
+    body = site.body
+    try:
+        async with session.request(
+            site.method,
+            site.url,
+            headers=site.headers or None,
+            data=None if body is None else body.encode(),
+            skip_auto_headers=None if body is None else _skipped(site.headers),
+            timeout=_timeout(timeout),
+            max_redirects=MAX_REDIRECTS + 1,  # aiohttp raises on reaching the count
+            allow_redirects=site.follow_redirects,
+            ssl=site.verify_tls,  # False: any certificate is accepted
+        ) as resp:
+            if (
+                site.body_contains is None
+                and site.body_not_contains is None
+                and site.json_query is None
+            ):
+                # Read (and drop) the body, so timing covers the whole answer; stop at the cap.
+                read = 0
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    read += len(chunk)
+                    if read >= BODY_CAP_BYTES:
+                        break
+                return _BARE.get(resp.status) or Answer(resp.status)
+            return Answer(resp.status, _decode(await _read_capped(resp), resp.charset))
+    except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+        raise transient(e, timeout) from e
+    except (aiohttp.ClientError, ssl.SSLError, ValueError) as e:
+        # Redirect loops, bad redirect targets, malformed answers: trying again won't help.
+        raise Failure(reason(e, timeout), transient=False) from e
+    except (OSError, MemoryError) as e:
+        if local := local_fault(e):
+            raise LocalFault(local) from e
+        raise
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The body's first ``BODY_ASSERT_CAP`` bytes; the rest is never read."""
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        data += chunk
+        if len(data) >= BODY_ASSERT_CAP:
+            del data[BODY_ASSERT_CAP:]
+            break
+    return bytes(data)
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    """Python also knows charsets that are no text encoding ("base64", "zlib") or that cannot
+    replace what they fail on ("idna", "undefined"): those bodies are read as UTF-8 too."""
+    try:
+        return data.decode(_codec(charset), errors="replace")
+    except (LookupError, ValueError):
+        return data.decode(errors="replace")
+
+
+@lru_cache(maxsize=64)
+def _codec(charset: str | None) -> str:
+    """The codec to decode a body with: its declared charset when Python knows it, else UTF-8."""
+    if charset:
+        try:
+            return codecs.lookup(charset).name
+        except (LookupError, ValueError):  # unknown, or not a name at all ("a\0b")
+            pass
+    return "utf-8"
+
+
+def _skipped(headers: dict[str, str]) -> tuple[str, ...] | None:
+    """Without a Content-Type among the site's headers, send none (aiohttp would add one)."""
+    if any(name.lower() == "content-type" for name in headers):
+        return None
+    return _NO_CONTENT_TYPE
+
+
+@lru_cache(maxsize=16)
+def _timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total)
