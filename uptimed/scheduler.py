@@ -132,6 +132,8 @@ class Scheduler:
         self._monitor = monitor
         self._monotonic = monotonic
         self._skips: dict[int, tuple[float, int]] = {}  # site id -> (last report, skips since)
+        self._resuming = False
+        self._changed: set[int] = set()  # sites PATCHed while resume() was scheduling
         self._run_check = monitor.run_check  # one bound method for all jobs, not one each
         self._spread = startup_spread
         self._maintenance = maintenance
@@ -188,12 +190,21 @@ class Scheduler:
         while paused, so APScheduler does not wake up once per job.
         """
         started = time.monotonic()
+        self._resuming = True
+        try:
+            count = await self._resume(store)
+        finally:
+            self._resuming = False
+            self._changed.clear()
+        log.info("scheduler resumed sites=%d seconds=%.2f", count, time.monotonic() - started)
+
+    async def _resume(self, store: Store) -> int:
         sites = await store.list_sites()
         states = await store.site_states()
         for site in sites:
             if site.id in states:
                 self._monitor.restore(site.id, *states[site.id])
-            if site.paused:
+            if site.paused and site.id not in self._changed:
                 self._monitor.pause(site.id)
         sites = [site for site in sites if not site.paused]
         now = datetime.now(UTC)
@@ -208,7 +219,7 @@ class Scheduler:
             self._aps.pause()
             try:
                 for first_run, site in plan[offset : offset + RESUME_CHUNK]:
-                    if site.id in self._monitor.states:  # not deleted meanwhile
+                    if site.id not in self._changed and site.id in self._monitor.states:
                         self.schedule(site, first_run=first_run)
             finally:
                 self._aps.resume()
@@ -219,7 +230,7 @@ class Scheduler:
             if site.id not in alive:
                 self.unschedule(site.id)
                 self._monitor.remove(site.id)
-        log.info("scheduler resumed sites=%d seconds=%.2f", len(plan), time.monotonic() - started)
+        return len(plan)
 
     def schedule(self, site: Site, *, first_run: datetime | None = None) -> None:
         """(Re)schedule a site's checks; the first runs at ``first_run``.
@@ -243,6 +254,8 @@ class Scheduler:
         """A site's settings changed (PATCH). Paused: its checks stop. Resumed, or anything
         that decides the check changed: its check in flight is cancelled and the next runs
         now, starting the new grid. Only the name: the grid stays, the jobs hear the name."""
+        if self._resuming:  # resume() must not schedule what it read before this change
+            self._changed.add(after.id)
         if after.paused:
             self._monitor.pause(after.id)
             await self._monitor.interrupt(after.id)
