@@ -251,6 +251,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         ("Grüße".encode(), "text/plain; charset=base64", "Grüße", True),  # not a text codec
         ("Grüße".encode(), "text/plain; charset=idna", "Grüße", True),  # cannot replace
         ("Grüße".encode(), "text/plain; charset=undefined", "Grüße", True),  # always fails
+        ("Grüße".encode(), "text/plain; charset=punycode", "Grüße", True),  # quadratic time
+        ("Grüße".encode(), "text/plain; charset=utf-7", "Grüße", True),  # no browser's
         ("Grüße".encode("latin-1"), "text/plain", "Gr\ufffd\ufffde", True),  # replaced
         ("Grüße".encode("latin-1"), "text/plain", "Grüße", False),
         ("Grüße".encode(), "text/plain; charset=latin-1", "Grüße", False),  # the header rules
@@ -265,6 +267,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         "bytes-codec-utf-8",
         "idna-utf-8",
         "undefined-utf-8",
+        "punycode-utf-8",
+        "utf-7-utf-8",
         "bad-utf-8-replaced",
         "bad-utf-8-no-match",
         "charset-believed",
