@@ -39,6 +39,7 @@ from uptimed.app_keys import (
     RETENTION,
     SCHEDULER,
     SETTINGS,
+    SITES,
     STORE,
     UNWRITTEN,
 )
@@ -53,6 +54,7 @@ from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
 from uptimed.notify.unwritten import UnwrittenAlerts
 from uptimed.scheduler import Scheduler
+from uptimed.sites import Sites
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     monitor.start()
     app[MONITOR] = monitor
     app[SCHEDULER] = scheduler
+    app[SITES] = Sites(store, scheduler, monitor, clock=clock, wake=app[DISPATCHER].wake)
     # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
     resuming = asyncio.create_task(_resume(app, scheduler), name="resume")
     yield

@@ -15,6 +15,7 @@ from uptimed.notify import Notifier
 from uptimed.notify.outbox import Dispatcher
 from uptimed.notify.unwritten import UnwrittenAlerts
 from uptimed.scheduler import Scheduler
+from uptimed.sites import Sites
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -30,3 +31,4 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 UNWRITTEN = web.AppKey("unwritten", UnwrittenAlerts)
 MONITOR = web.AppKey("monitor", Monitor)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+SITES = web.AppKey("sites", Sites)  # add / change / pause / remove: store, scheduler, monitor

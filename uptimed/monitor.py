@@ -31,6 +31,7 @@ from uptimed.notify.unwritten import UnwrittenAlerts
 log = logging.getLogger(__name__)
 
 LOCAL_FAULT_TTL = 30.0  # /healthz reports a host fault until this long after it was last seen
+INTERRUPT_WAIT_SECONDS = 2.0  # how long a PATCH waits for a check that is recording
 HELD_RETRY_SECONDS = 1.0  # how often a transition the database refused is written again
 STATUS_CHANGES = "status_changes"  # the health problem of held transitions
 
@@ -100,8 +101,8 @@ class Monitor:
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._clock = clock
         self._on_message = on_message
-        self._inflight: set[asyncio.Task[object]] = set()
-        self._checking: dict[int, asyncio.Task[object]] = {}  # site id -> its check's task
+        self._running: dict[int, asyncio.Task[object]] = {}  # site id -> its check in flight
+        self._checking: dict[int, asyncio.Task[object]] = {}  # ... while it waits for the net
         self._interrupted: set[asyncio.Task[object]] = set()  # cancelled by interrupt()
         self._paused: set[int] = set()
         self._stopping = False
@@ -141,18 +142,19 @@ class Monitor:
         """Cancel the site's check while it is waiting for the network (its site was paused or
         its settings changed: the answer would be to a question no longer asked), and wait for
         its end: the scheduler runs a site's next check only once the last one is over."""
-        task = self._checking.get(site_id)
+        task = self._running.get(site_id)
         if task is None or task.done():
             return
-        self._interrupted.add(task)
-        task.cancel()
-        await asyncio.wait({task}, timeout=2.0)
+        if self._checking.get(site_id) is task:  # past the network, it records: let it end
+            self._interrupted.add(task)
+            task.cancel()
+        await asyncio.wait({task}, timeout=INTERRUPT_WAIT_SECONDS)
 
     async def run_check(self, site: Site) -> None:
         """The scheduler's job; it logs and swallows errors so one bad site stops nothing."""
         task = asyncio.current_task()
         if task is not None:
-            self._inflight.add(task)
+            self._running[site.id] = task
         try:
             await self._check_and_record(site)
         except asyncio.CancelledError:
@@ -168,8 +170,9 @@ class Monitor:
             log.exception("check failed site=%d", site.id)
         finally:
             if task is not None:
-                self._inflight.discard(task)
                 self._interrupted.discard(task)
+                if self._running.get(site.id) is task:
+                    del self._running[site.id]
 
     async def _check_and_record(self, site: Site) -> None:
         task = asyncio.current_task()
@@ -308,7 +311,7 @@ class Monitor:
         """Let checks in flight finish for up to ``grace`` seconds, cancel the rest, and write
         every batched row."""
         self._stopping = True
-        pending = {t for t in self._inflight if not t.done()}
+        pending = {t for t in self._running.values() if not t.done()}
         still: set[asyncio.Task[object]] = set()
         if pending:
             _, still = await asyncio.wait(pending, timeout=grace)

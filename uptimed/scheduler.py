@@ -33,9 +33,10 @@ def job_id(site_id: int) -> str:
     return f"site:{site_id}"
 
 
-def decides_check(site: Site) -> dict[str, object]:
-    """The settings a check depends on: all but the name and whether it is paused."""
-    return site.model_dump(include=CHECK_FIELDS)
+def decides_check(site: Site) -> str:
+    """The settings a check depends on (all but the name and whether it is paused), as JSON:
+    Python would say 1 == 1.0 == True, and json_expected 1 is not true."""
+    return site.model_dump_json(include=CHECK_FIELDS)
 
 
 def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread: float) -> datetime:
@@ -133,7 +134,8 @@ class Scheduler:
         self._monotonic = monotonic
         self._skips: dict[int, tuple[float, int]] = {}  # site id -> (last report, skips since)
         self._resuming = False
-        self._changed: set[int] = set()  # sites PATCHed while resume() was scheduling
+        self._restored = asyncio.Event()  # resume() has restored every stored site's state
+        self._latest: dict[int, Site] = {}  # sites PATCHed while resume() was scheduling
         self._run_check = monitor.run_check  # one bound method for all jobs, not one each
         self._spread = startup_spread
         self._maintenance = maintenance
@@ -195,7 +197,8 @@ class Scheduler:
             count = await self._resume(store)
         finally:
             self._resuming = False
-            self._changed.clear()
+            self._restored.set()
+            self._latest.clear()
         log.info("scheduler resumed sites=%d seconds=%.2f", count, time.monotonic() - started)
 
     async def _resume(self, store: Store) -> int:
@@ -204,8 +207,9 @@ class Scheduler:
         for site in sites:
             if site.id in states:
                 self._monitor.restore(site.id, *states[site.id])
-            if site.paused and site.id not in self._changed:
+            if site.paused:
                 self._monitor.pause(site.id)
+        self._restored.set()
         sites = [site for site in sites if not site.paused]
         now = datetime.now(UTC)
         plan: list[tuple[datetime, Site]] = []
@@ -218,8 +222,11 @@ class Scheduler:
         for offset in range(0, len(plan), RESUME_CHUNK):
             self._aps.pause()
             try:
-                for first_run, site in plan[offset : offset + RESUME_CHUNK]:
-                    if site.id not in self._changed and site.id in self._monitor.states:
+                for first_run, read in plan[offset : offset + RESUME_CHUNK]:
+                    site = self._latest.get(read.id, read)  # as a PATCH left it meanwhile
+                    if site is not read and (site.paused or self._aps.get_job(job_id(site.id))):
+                        continue  # paused, or scheduled by that PATCH already
+                    if site.id in self._monitor.states:  # not deleted meanwhile
                         self.schedule(site, first_run=first_run)
             finally:
                 self._aps.resume()
@@ -252,18 +259,25 @@ class Scheduler:
 
     async def changed(self, before: Site, after: Site) -> None:
         """A site's settings changed (PATCH). Paused: its checks stop. Resumed, or anything
-        that decides the check changed: its check in flight is cancelled and the next runs
-        now, starting the new grid. Only the name: the grid stays, the jobs hear the name."""
-        if self._resuming:  # resume() must not schedule what it read before this change
-            self._changed.add(after.id)
+        that decides the check changed: its check in flight is abandoned and the next runs
+        now, starting the new grid. Only the name: the grid stays, the jobs hear the name.
+
+        At start-up it waits until the stored states are restored (a check before that would
+        be dropped); ``resume()`` then schedules the site as changed here, not as it read it."""
+        await self._restored.wait()
+        if after.id not in self._monitor.states:  # deleted meanwhile
+            return
+        if self._resuming:
+            self._latest[after.id] = after
         if after.paused:
             self._monitor.pause(after.id)
-            await self._monitor.interrupt(after.id)
             self.unschedule(after.id)
+            await self._monitor.interrupt(after.id)
         elif before.paused or decides_check(before) != decides_check(after):
             self._monitor.unpause(after.id)
             await self._monitor.interrupt(after.id)
-            self.schedule(after, first_run=datetime.now(UTC))
+            if after.id in self._monitor.states:
+                self.schedule(after, first_run=datetime.now(UTC))
         else:
             job = self._aps.get_job(job_id(after.id))
             if job is not None:

@@ -57,7 +57,7 @@ class HistoryQueries(Connection):
         now: int = 0,
     ) -> bool:
         """Write the check that changed a status, its incident and its messages in one
-        transaction; False, writing nothing, when the site was deleted meanwhile.
+        transaction; False, writing nothing, when the site was deleted or paused meanwhile.
 
         ``state`` is the status after the check. A DOWN transition opens an incident, an UP
         one closes it. ``message`` (a JSON payload) is queued in the outbox for each webhook of
@@ -65,8 +65,10 @@ class HistoryQueries(Connection):
         not be written then, see ``notify.unwritten``), written as delivered at ``now``.
         """
         async with self.transaction() as db:
+            # A site paused meanwhile changes no more: its webhooks were told it is paused.
             cur = await db.execute(
-                "UPDATE sites SET status = ?, status_since = ?, last_checked = ? WHERE id = ?",
+                "UPDATE sites SET status = ?, status_since = ?, last_checked = ?"
+                " WHERE id = ? AND paused = 0",
                 (state.status, state.since, result.checked_at, site_id),
             )
             if cur.rowcount == 0:

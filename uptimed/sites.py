@@ -1,0 +1,122 @@
+"""One service for adding, changing, pausing and removing a site: the store, the scheduler and
+the monitor move together, so a handler only parses and serialises.
+
+Changes to one site are made one at a time (a lock per site): a PATCH reads the site, merges
+its fields and writes the whole site, and two at once would otherwise lose one (a rename sent
+while someone pauses would write the site back unpaused); a DELETE during a PATCH would let
+the PATCH schedule a deleted site again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import BaseModel
+
+from uptimed.alerting import ended_event, paused_event
+from uptimed.clock import Clock
+from uptimed.db import Store
+from uptimed.models import Site, SiteIn, SiteView, Status
+from uptimed.monitor import Monitor
+from uptimed.notify.discord import build_payload
+from uptimed.scheduler import Scheduler
+
+
+def patched(site: Site, patch: BaseModel) -> dict[str, Any]:
+    """The site's settings with the patch's fields applied (null: the field's default), to be
+    validated as a whole (``SiteIn``), as POST would: json_expected left without json_query
+    is an error."""
+    values: dict[str, Any] = {name: getattr(site, name) for name in SiteIn.model_fields}
+    for name in patch.model_fields_set:
+        value = getattr(patch, name)
+        if value is None:
+            del values[name]
+        else:
+            values[name] = value
+    return values
+
+
+class Sites:
+    def __init__(
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        monitor: Monitor,
+        *,
+        clock: Clock,
+        wake: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._scheduler = scheduler
+        self._monitor = monitor
+        self._clock = clock
+        self._wake = wake  # the outbox: a message was queued
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # site id -> (lock, users)
+
+    async def add(self, data: SiteIn) -> SiteView:
+        site = await self._store.insert_site(data, now=self._clock.now_ms())
+        self._monitor.add(site)
+        if site.paused:
+            self._monitor.pause(site.id)
+        else:
+            self._scheduler.schedule(site)
+        return SiteView.model_construct(
+            **dict(site), status=Status.INITIAL, status_since=site.created_at
+        )
+
+    async def update(self, site_id: int, patch: BaseModel) -> None:
+        """Apply a PATCH (pydantic's ``ValidationError`` when the result is no valid site). A
+        change of what is checked runs the next check now; pausing tells the webhooks, in the
+        transaction that pauses, and no alert of a check still in flight follows it."""
+        async with self._one_at_a_time(site_id):
+            site = await self._store.get_site(site_id)
+            data = SiteIn.model_validate(patched(site, patch))
+            now = self._clock.now_ms()
+            pausing = data.paused and not site.paused
+            if pausing:  # from now on, a check in flight records nothing
+                self._monitor.pause(site_id)
+            try:
+                before, after = await self._store.update_site(
+                    site_id,
+                    data,
+                    now=now,
+                    paused_message=json.dumps(build_payload(paused_event(data, now, paused=True))),
+                    resumed_message=json.dumps(
+                        build_payload(paused_event(data, now, paused=False))
+                    ),
+                )
+            except BaseException:
+                if pausing:
+                    self._monitor.unpause(site_id)
+                raise
+            await self._scheduler.changed(before, after)
+            if before.paused != after.paused:
+                self._wake()
+
+    async def remove(self, site_id: int) -> None:
+        async with self._one_at_a_time(site_id):
+            site = await self._store.get_site(site_id)
+            now = self._clock.now_ms()
+            farewell = json.dumps(build_payload(ended_event(site, now)))
+            await self._store.delete_site(site.id, farewell=farewell, now=now)
+            self._scheduler.unschedule(site.id)
+            self._monitor.remove(site.id)
+            self._wake()
+
+    @asynccontextmanager
+    async def _one_at_a_time(self, site_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(site_id) or (asyncio.Lock(), 0)
+        self._locks[site_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[site_id]
+            if users == 1:
+                del self._locks[site_id]
+            else:
+                self._locks[site_id] = (lock, users - 1)
