@@ -175,7 +175,8 @@ NOT_FOUND = frozenset({"Site not found", "Webhook not found"})
 # judged with the stored site): schema-valid input may break them, and is then refused.
 SCHEMA_CANNOT_SAY = (
     "Field 'json_query': not a JMESPath expression",
-    "Field 'json_expected': needs json_query.",
+    "Field 'json_expected': ",  # needs json_query; 1e400 is infinite; its size as JSON
+    "Field 'headers': an Authorization header and a user:password@",
     "Field 'body': must be at most",
     "Field 'headers': names and values must be at most",
     "Field 'headers': header ",  # given twice; Content-Length/Transfer-Encoding

@@ -48,51 +48,57 @@ async def test_patch_changes_the_fields_sent_and_keeps_the_rest(
     assert settings_of(stored) == settings_of(reset)
 
 
-@pytest.mark.parametrize(
-    ("body", "detail"),
-    [
-        ({"url": "ftp://x"}, "Field 'url': "),
-        ({"url": None}, "Field 'url': input should be a valid string."),
-        ({"name": None}, "Field 'name': input should be a valid string."),
-        ({"check_interval_seconds": 0}, "Field 'check_interval_seconds': "),
-        ({"method": "FETCH"}, "Field 'method': "),
-        ({"headers": {"Bad Name": "x"}}, "Field 'headers': header name \"Bad Name\""),
-        ({"headers": {"X": "a\r\nInjected: 1"}}, "Field 'headers': the value of header X"),
-        ({"headers": {f"X-{i}": "v" for i in range(51)}}, "Field 'headers': "),
-        ({"body": "x" * 65537}, "Field 'body': "),
-        ({"accepted_status_codes": ["2xx", "abc"]}, "Field 'accepted_status_codes.1': "),
-        ({"accepted_status_codes": []}, "Field 'accepted_status_codes': "),
-        ({"json_query": "status[["}, "Field 'json_query': not a JMESPath expression"),
-        ({"json_expected": "ok"}, "Field 'json_expected': needs json_query."),
-        ({"max_response_time_ms": 0}, "Field 'max_response_time_ms': "),
-        ({"timeout_seconds": 121}, "Field 'timeout_seconds': "),
-        ({"follow_redirects": "no"}, "Field 'follow_redirects': "),
-        ({"verify_tls": 1}, "Field 'verify_tls': "),
-        ({"paused": "yes"}, "Field 'paused': "),
-        ({"method": "HEAD", "body_contains": "x"}, "Field 'body_contains': a HEAD answer"),
-        ({"name": ""}, "Field 'name': "),
-        ({"expected_status_code": 600}, "Field 'expected_status_code': "),
-        ({"keep_alive": "yes"}, "Field 'keep_alive': "),
-        ({"headers": ["X: y"]}, "Field 'headers': input should be an object."),
-        ({"headers": {"X": 1}}, "Field 'headers.X': "),
-        ({"headers": {"content-length": "5"}}, "Field 'headers': header content-length is"),
-        ({"headers": {"A": "1", "a": "2"}}, "Field 'headers': header a is given twice"),
-        ({"headers": {"X": "v" * 8200}}, "Field 'headers': names and values must be at most"),
-        ({"body": 5}, "Field 'body': "),
-        ({"body": "é" * 40000}, "Field 'body': must be at most 65536 bytes"),
-        ({"accepted_status_codes": "2xx"}, "Field 'accepted_status_codes': "),
-        ({"accepted_status_codes": [600]}, "Field 'accepted_status_codes.0': a status code is"),
-        ({"accepted_status_codes": ["300-200"]}, "Field 'accepted_status_codes.0': a range"),
-        ({"accepted_status_codes": [True]}, "Field 'accepted_status_codes.0': each entry"),
-        ({"body_contains": ""}, "Field 'body_contains': "),
-        ({"body_not_contains": "x" * 1001}, "Field 'body_not_contains': "),
-        ({"json_query": ""}, "Field 'json_query': "),
-        ({"max_response_time_ms": 1.5}, "Field 'max_response_time_ms': "),
-        ({"timeout_seconds": 0.5}, "Field 'timeout_seconds': "),
-        ({"timeout_seconds": "5"}, "Field 'timeout_seconds': "),
-        ([1], "Request body must be a JSON object."),
-    ],
-)
+BAD_FIELDS = [
+    ({"url": "ftp://x"}, "Field 'url': "),
+    ({"url": None}, "Field 'url': input should be a valid string."),
+    ({"name": None}, "Field 'name': input should be a valid string."),
+    ({"check_interval_seconds": 0}, "Field 'check_interval_seconds': "),
+    ({"method": "FETCH"}, "Field 'method': "),
+    ({"headers": {"Bad Name": "x"}}, "Field 'headers': header name \"Bad Name\""),
+    ({"headers": {"X": "a\r\nInjected: 1"}}, "Field 'headers': the value of header X"),
+    ({"headers": {f"X-{i}": "v" for i in range(51)}}, "Field 'headers': "),
+    ({"body": "x" * 65537}, "Field 'body': "),
+    ({"accepted_status_codes": ["2xx", "abc"]}, "Field 'accepted_status_codes.1': "),
+    ({"accepted_status_codes": []}, "Field 'accepted_status_codes': "),
+    ({"json_query": "status[["}, "Field 'json_query': not a JMESPath expression"),
+    ({"json_expected": "ok"}, "Field 'json_expected': needs json_query."),
+    ({"max_response_time_ms": 0}, "Field 'max_response_time_ms': "),
+    ({"timeout_seconds": 121}, "Field 'timeout_seconds': "),
+    ({"follow_redirects": "no"}, "Field 'follow_redirects': "),
+    ({"verify_tls": 1}, "Field 'verify_tls': "),
+    ({"paused": "yes"}, "Field 'paused': "),
+    ({"method": "HEAD", "body_contains": "x"}, "Field 'body_contains': a HEAD answer"),
+    ({"name": ""}, "Field 'name': "),
+    ({"expected_status_code": 600}, "Field 'expected_status_code': "),
+    ({"keep_alive": "yes"}, "Field 'keep_alive': "),
+    ({"headers": ["X: y"]}, "Field 'headers': input should be an object."),
+    ({"headers": {"X": 1}}, "Field 'headers.X': "),
+    ({"headers": {"content-length": "5"}}, "Field 'headers': header content-length is"),
+    ({"headers": {"A": "1", "a": "2"}}, "Field 'headers': header a is given twice"),
+    ({"headers": {"X": "v" * 8200}}, "Field 'headers': names and values must be at most"),
+    ({"body": 5}, "Field 'body': "),
+    ({"body": "é" * 40000}, "Field 'body': must be at most 65536 bytes"),
+    ({"accepted_status_codes": "2xx"}, "Field 'accepted_status_codes': "),
+    ({"accepted_status_codes": [600]}, "Field 'accepted_status_codes.0': a status code is"),
+    ({"accepted_status_codes": ["300-200"]}, "Field 'accepted_status_codes.0': a range"),
+    ({"accepted_status_codes": [True]}, "Field 'accepted_status_codes.0': each entry"),
+    ({"body_contains": ""}, "Field 'body_contains': "),
+    ({"body_not_contains": "x" * 1001}, "Field 'body_not_contains': "),
+    ({"json_query": ""}, "Field 'json_query': "),
+    ({"max_response_time_ms": 1.5}, "Field 'max_response_time_ms': "),
+    ({"timeout_seconds": 0.5}, "Field 'timeout_seconds': "),
+    ({"timeout_seconds": "5"}, "Field 'timeout_seconds': "),
+    ({"json_query": "a", "json_expected": 1e400}, "Field 'json_expected': its numbers must"),
+    ({"json_query": "a", "json_expected": "x" * 9000}, "Field 'json_expected': must be at"),
+    (
+        {"url": "http://u:p@127.0.0.1/", "headers": {"Authorization": "Basic x"}},
+        "Field 'headers': an Authorization header and a user:password@ in the url",
+    ),
+    ([1], "Request body must be a JSON object."),
+]
+
+
+@pytest.mark.parametrize(("body", "detail"), BAD_FIELDS)
 async def test_bad_patches_are_400_naming_the_field_and_change_nothing(
     client: TestClient, target: Target, body: Any, detail: str
 ) -> None:
@@ -127,6 +133,17 @@ async def test_post_takes_every_new_field_and_get_shows_it(
     assert got == site
     listed = await (await client.get("/sites")).json()
     assert listed == [site]
+
+
+@pytest.mark.parametrize(("body", "detail"), BAD_FIELDS)
+async def test_bad_new_sites_are_400_naming_the_field_and_store_nothing(
+    client: TestClient, target: Target, body: Any, detail: str
+) -> None:
+    sent = {"url": target.url(), "name": "Shop"} | body if isinstance(body, dict) else body
+    resp = await client.post("/sites", json=sent)
+    answer = await resp.json()
+    assert resp.status == 400 and answer["detail"].startswith(detail), answer
+    assert await (await client.get("/sites")).json() == []
 
 
 async def test_patch_that_leaves_json_expected_without_its_query_is_400(

@@ -157,6 +157,7 @@ MAX_HEADERS = 50
 MAX_HEADER_BYTES = 8 * 1024  # names and values, in UTF-8, all together
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 MAX_TEXT_LENGTH = 1000  # body_contains, body_not_contains, json_query
+MAX_EXPECTED_BYTES = 8 * 1024  # json_expected, as JSON text
 # RFC 9110 token: what a header name may be.
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 # A field value: no control characters but tab (CR and LF would start another header).
@@ -379,6 +380,27 @@ class SiteIn(_In):
     def _needs_query(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None and info.data.get("json_query") is None:
             raise PydanticCustomError("json_expected", "needs json_query")
+        try:  # NaN and 1e400 (infinity) are no JSON values: they could never be matched
+            size = len(json.dumps(value, allow_nan=False))
+        except ValueError:
+            raise PydanticCustomError(
+                "json_expected", "its numbers must be finite (no NaN or Infinity)"
+            ) from None
+        if size > MAX_EXPECTED_BYTES:
+            raise PydanticCustomError(
+                "json_expected", f"must be at most {MAX_EXPECTED_BYTES} characters as JSON"
+            )
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _one_authorization(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        url = info.data.get("url")
+        if url and "@" in url.split("/", 3)[2] and any(n.lower() == "authorization" for n in value):
+            raise PydanticCustomError(
+                "headers",
+                "an Authorization header and a user:password@ in the url exclude each other",
+            )
         return value
 
     @field_validator("body_contains", "body_not_contains", "json_query")
