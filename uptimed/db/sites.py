@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from typing import Any
+from typing import Any, get_args
 
 import aiosqlite
 
@@ -20,7 +20,7 @@ from uptimed.db.connection import (
 from uptimed.db.history import INSERT_HISTORY
 from uptimed.db.outbox import queue_messages
 from uptimed.db.schema import STATUS_CODES
-from uptimed.models import Site, SiteIn, SiteState, SiteView, Status
+from uptimed.models import HttpMethod, Site, SiteIn, SiteState, SiteView, Status
 
 # A site's settings, in the order of models.SiteIn; JSON_COLUMNS hold JSON text, BOOL_COLUMNS
 # 0/1 (keep_alive may be NULL: the global setting).
@@ -50,6 +50,10 @@ VIEW_FIELDS = set(SiteView.model_fields)
 # One empty dict for every site without headers: a frozen Site's dict is never changed, and
 # 100,000 sites would otherwise hold 100,000 of them.
 _NO_HEADERS: dict[str, str] = {}
+# Likewise one string per method, not one per site read.
+_METHODS = {method: method for method in get_args(HttpMethod)}
+SELECT_SITE = f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?"
+_START_PAUSE = "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)"
 
 
 def _settings(row: sqlite3.Row) -> dict[str, Any]:
@@ -60,13 +64,21 @@ def _settings(row: sqlite3.Row) -> dict[str, Any]:
     for name in JSON_COLUMNS:
         if data[name] is not None:
             data[name] = json.loads(data[name])
-    if data["headers"] is None:
-        data["headers"] = _NO_HEADERS
+    data["headers"] = data["headers"] or _NO_HEADERS
+    data["method"] = _METHODS.get(data["method"], data["method"])
     return data
 
 
 def site_from_row(row: sqlite3.Row) -> Site:
     return Site.model_construct(SITE_FIELDS, **_settings(row))
+
+
+def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
+    """The Site just written, sharing the constants a site read back would."""
+    fields = dict(data)
+    fields["headers"] = data.headers or _NO_HEADERS
+    fields["method"] = _METHODS.get(data.method, data.method)
+    return Site.model_construct(SITE_FIELDS, **fields, id=site_id, created_at=created_at)
 
 
 def view_from_row(row: sqlite3.Row) -> SiteView:
@@ -104,10 +116,8 @@ class SiteQueries(Connection):
                 INSERT_HISTORY, (site_id, STATUS_CODES[Status.INITIAL], None, now, None, now)
             )
             if data.paused:
-                await db.execute(
-                    "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)", (site_id, now)
-                )
-        return Site.model_construct(SITE_FIELDS, **dict(data), id=site_id, created_at=now)
+                await db.execute(_START_PAUSE, (site_id, now))
+        return _site(data, site_id, now)
 
     async def update_site(
         self,
@@ -125,15 +135,13 @@ class SiteQueries(Connection):
         if not valid_id(site_id):
             raise NotFound("Site not found")
         async with self.transaction() as db:
-            row = await fetch_one(db, f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,))
+            row = await fetch_one(db, SELECT_SITE, (site_id,))
             if row is None:
                 raise NotFound("Site not found")
             before = site_from_row(row)
             await db.execute(_UPDATE, (*_values(data), site_id))
             if data.paused and not before.paused:
-                await db.execute(
-                    "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)", (site_id, now)
-                )
+                await db.execute(_START_PAUSE, (site_id, now))
                 if paused_message is not None:
                     await queue_messages(db, site_id, paused_message, now)
             elif before.paused and not data.paused:
@@ -143,10 +151,7 @@ class SiteQueries(Connection):
                 )
                 if resumed_message is not None:
                     await queue_messages(db, site_id, resumed_message, now)
-        after = Site.model_construct(
-            SITE_FIELDS, **dict(data), id=site_id, created_at=before.created_at
-        )
-        return before, after
+        return before, _site(data, site_id, before.created_at)
 
     async def list_sites(self) -> list[Site]:
         sites: list[Site] = []
@@ -188,9 +193,7 @@ class SiteQueries(Connection):
 
     async def get_site(self, site_id: int) -> Site:
         if valid_id(site_id):
-            row = await fetch_one(
-                self._reader, f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?", (site_id,)
-            )
+            row = await fetch_one(self._reader, SELECT_SITE, (site_id,))
             if row is not None:
                 return site_from_row(row)
         raise NotFound("Site not found")

@@ -13,7 +13,7 @@ from uptimed.db.connection import (
     valid_id,
 )
 from uptimed.db.outbox import PENDING, note_webhooks
-from uptimed.db.sites import SITE_COLUMNS, SiteQueries, site_from_row
+from uptimed.db.sites import SELECT_SITE, SiteQueries, site_from_row
 from uptimed.models import HistoryRow, Site, Status, Webhook, WebhookIn
 
 WEBHOOK_SELECT = (
@@ -54,9 +54,7 @@ class WebhookQueries(SiteQueries):
         if not valid_id(data.site_id):
             raise NotFound("Site not found")
         async with self.transaction() as db:
-            site_row = await fetch_one(
-                db, f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?", (data.site_id,)
-            )
+            site_row = await fetch_one(db, SELECT_SITE, (data.site_id,))
             if site_row is None:
                 raise NotFound("Site not found")
             cur = await db.execute(
