@@ -73,7 +73,7 @@ class Sites:
         change of what is checked runs the next check now; pausing tells the webhooks, in the
         transaction that pauses, and no alert of a check still in flight follows it."""
         async with self._one_at_a_time(site_id):
-            site = await self._store.get_site(site_id)
+            site = await self._store.get_site(site_id, latest=True)
             data = SiteIn.model_validate(patched(site, patch))
             now = self._clock.now_ms()
             pausing = data.paused and not site.paused
@@ -99,7 +99,7 @@ class Sites:
 
     async def remove(self, site_id: int) -> None:
         async with self._one_at_a_time(site_id):
-            site = await self._store.get_site(site_id)
+            site = await self._store.get_site(site_id, latest=True)
             now = self._clock.now_ms()
             farewell = json.dumps(build_payload(ended_event(site, now)))
             await self._store.delete_site(site.id, farewell=farewell, now=now)

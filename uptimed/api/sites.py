@@ -63,7 +63,7 @@ async def update_site(request: web.Request) -> web.Response:
         await request.app[SITES].update(site_id, patch)
     except ValidationError as e:
         raise BadRequest(first_error(e)) from None
-    return _answer(await request.app[STORE].get_site_view(site_id))
+    return _answer(await request.app[STORE].get_site_view(site_id, latest=True))
 
 
 @routes.delete("/sites/{id}")

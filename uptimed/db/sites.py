@@ -180,23 +180,30 @@ class SiteQueries(Connection):
                 await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
         return views
 
-    async def get_site_view(self, site_id: int) -> SiteView:
-        if valid_id(site_id):
-            row = await fetch_one(self._reader, f"{VIEW_SELECT} WHERE s.id = ?", (site_id,))
-            if row is not None:
-                return view_from_row(row)
-        raise NotFound("Site not found")
+    async def get_site_view(self, site_id: int, *, latest: bool = False) -> SiteView:
+        """``latest``: as committed now (after a change), not as the reader's snapshot."""
+        row = await self._site_row(f"{VIEW_SELECT} WHERE s.id = ?", site_id, latest=latest)
+        return view_from_row(row)
 
     async def site_ids(self) -> list[int]:
         async with self._reader.execute("SELECT id FROM sites") as cur:
             return [row[0] for row in await fetch_all(cur)]
 
-    async def get_site(self, site_id: int) -> Site:
+    async def get_site(self, site_id: int, *, latest: bool = False) -> Site:
+        """``latest``: as committed now (to change it), not as the reader's snapshot."""
+        return site_from_row(await self._site_row(SELECT_SITE, site_id, latest=latest))
+
+    async def _site_row(self, sql: str, site_id: int, *, latest: bool) -> sqlite3.Row:
+        row = None
         if valid_id(site_id):
-            row = await fetch_one(self._reader, SELECT_SITE, (site_id,))
-            if row is not None:
-                return site_from_row(row)
-        raise NotFound("Site not found")
+            if latest:
+                async with self.latest() as db:
+                    row = await fetch_one(db, sql, (site_id,))
+            else:
+                row = await fetch_one(self._reader, sql, (site_id,))
+        if row is None:
+            raise NotFound("Site not found")
+        return row
 
     async def delete_site(self, site_id: int, *, farewell: str | None = None, now: int = 0) -> None:
         """Delete the site; its webhooks and history go with it (ON DELETE CASCADE).
