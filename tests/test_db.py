@@ -118,6 +118,26 @@ async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
     assert [(w.pending, w.last_delivery_at) for w in hooks] == [(1, None), (0, 9)]
 
 
+async def test_a_paused_site_records_no_transition_of_a_check_still_in_flight(
+    store: Store,
+) -> None:
+    """The monitor writes a transition after its check; if the site was paused meanwhile,
+    its webhooks were told "paused" and must hear nothing more."""
+    site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
+    await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url="http://h"), now=2)
+    await store.update_site(site.id, SiteIn(url="http://a", name="a", paused=True), now=3)
+    result = CheckResult(status=Status.DOWN, checked_at=4, response_time_ms=5, reason="HTTP 500")
+    down, went_down = started(site.id, result)
+    written = await store.record_transition(
+        site.id, result, down, went_down, message='{"content": "down"}'
+    )
+    assert not written
+    assert await store.pending_urls() == []
+    assert (await store.site_states())[site.id][0].status is Status.INITIAL
+    rows, _ = await history_page(store, site.id, HistoryQuery())
+    assert [r["status"] for r in rows] == ["INITIAL"]
+
+
 async def test_migration_from_v2_keeps_history_and_derives_incidents(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     raw = database_at(path, 2)

@@ -158,6 +158,30 @@ GOLDEN = [
         id="ended",
     ),
     pytest.param(
+        make_event(EventKind.PAUSED),
+        message(
+            {
+                "title": "⏸️ Monitoring paused: Example",
+                "description": "uptimed does not check this site until it is resumed.",
+                "color": GREY,
+                "fields": [url_field()],
+            }
+        ),
+        id="paused",
+    ),
+    pytest.param(
+        make_event(EventKind.RESUMED),
+        message(
+            {
+                "title": "▶️ Monitoring resumed: Example",
+                "description": "uptimed checks this site again; its next check runs now.",
+                "color": GREY,
+                "fields": [url_field()],
+            }
+        ),
+        id="resumed",
+    ),
+    pytest.param(
         make_event(EventKind.TEST),
         message(
             {
