@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from uptimed.models import URL_PATTERN, SiteIn
+from uptimed.fields import URL_PATTERN
+from uptimed.models import SiteIn
 
 
 def accepted(url: str) -> bool:

@@ -15,7 +15,8 @@ import jmespath
 from jmespath.parser import ParsedResult
 
 from uptimed.checks.answer import Answer
-from uptimed.models import Site, status_spec_range
+from uptimed.fields import status_spec_range
+from uptimed.models import Site
 
 SHOWN_MAX = 100  # characters of a value a reason shows
 

@@ -20,7 +20,8 @@ from uptimed.db.connection import (
 from uptimed.db.history import INSERT_HISTORY
 from uptimed.db.outbox import queue_messages
 from uptimed.db.schema import STATUS_CODES
-from uptimed.models import HttpMethod, Site, SiteIn, SiteState, SiteView, Status
+from uptimed.fields import HttpMethod
+from uptimed.models import Site, SiteIn, SiteState, SiteView, Status
 
 # A site's settings, in the order of models.SiteIn; JSON_COLUMNS hold JSON text, BOOL_COLUMNS
 # 0/1 (keep_alive may be NULL: the global setting).
