@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from uptimed.db.reports import Paused, Span, overlap
+from uptimed.intervals import Paused, Span, overlap
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,13 @@ when the site was paused stays open, so its paused part is taken out of the down
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from uptimed.db.connection import fetch_one
 from uptimed.db.maintenance import DAY, HOUR, LEVELS, MINUTE, Retention
 from uptimed.db.schema import HIST_COLUMNS, RT_BUCKETS, STATUS_CODES, rt_bucket_sql
 from uptimed.db.store import Store
+from uptimed.intervals import Paused
 from uptimed.models import (
     HistoryQuery,
     Incident,
@@ -268,55 +268,6 @@ async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[i
         row = await cur.fetchone()
     assert row is not None
     return row[0], row[1]
-
-
-Span = tuple[int, int]  # [start, end) in epoch milliseconds
-
-
-def _merged(spans: Iterable[Span]) -> list[Span]:
-    """Sorted, non-empty and disjoint: the union of ``spans``."""
-    out: list[Span] = []
-    for start, end in sorted(s for s in spans if s[1] > s[0]):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-def overlap(spans: Iterable[Span], others: Iterable[Span]) -> int:
-    """Milliseconds that lie in both sets; each set may overlap itself (its union counts)."""
-    a, b = _merged(spans), _merged(others)
-    total = i = j = 0
-    while i < len(a) and j < len(b):
-        total += max(0, min(a[i][1], b[j][1]) - max(a[i][0], b[j][0]))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return total
-
-
-@dataclass
-class Paused:
-    """A site's pauses that may touch a request's windows, and its incidents that overlap
-    them (one query each, read once for every window: a site has few pauses)."""
-
-    spans: list[Span] = field(default_factory=list)
-    incidents: list[Span] = field(default_factory=list)
-
-    def within(self, start: int, end: int) -> tuple[int, int, int]:
-        """Paused ms in [start, end], the down ms among them, and how many incidents have no
-        monitored time in it (all of their part inside it was paused)."""
-        paused = overlap(self.spans, [(start, end)])
-        down = hidden = 0
-        for first, last in self.incidents:
-            inside = (max(first, start), min(last, end))
-            if inside[1] > inside[0]:
-                covered = overlap([inside], self.spans)
-                down += covered
-                hidden += covered == inside[1] - inside[0]
-        return paused, down, hidden
 
 
 async def paused(store: Store, site_id: int, *, since: int, now: int) -> Paused:
