@@ -102,7 +102,7 @@ class Monitor:
         self._clock = clock
         self._on_message = on_message
         self._running: dict[int, asyncio.Task[object]] = {}  # site id -> its check in flight
-        self._checking: dict[int, asyncio.Task[object]] = {}  # ... while it waits for the net
+        self._checking: set[int] = set()  # sites whose check waits for the network
         self._interrupted: set[asyncio.Task[object]] = set()  # cancelled by interrupt()
         self._paused: set[int] = set()
         self._stopping = False
@@ -145,7 +145,7 @@ class Monitor:
         task = self._running.get(site_id)
         if task is None or task.done():
             return
-        if self._checking.get(site_id) is task:  # past the network, it records: let it end
+        if site_id in self._checking:  # past the network it records: let it end then
             self._interrupted.add(task)
             task.cancel()
         await asyncio.wait({task}, timeout=INTERRUPT_WAIT_SECONDS)
@@ -175,9 +175,7 @@ class Monitor:
                     del self._running[site.id]
 
     async def _check_and_record(self, site: Site) -> None:
-        task = asyncio.current_task()
-        if task is not None:  # interrupt() may cancel it until the answer is in
-            self._checking[site.id] = task
+        self._checking.add(site.id)  # interrupt() may cancel it until the answer is in
         try:
             async with self._semaphore:
                 result = await check_site(
@@ -188,7 +186,7 @@ class Monitor:
                     clock=self._clock,
                 )
         finally:
-            self._checking.pop(site.id, None)
+            self._checking.discard(site.id)
         previous = self.states.get(site.id)
         if previous is None or site.id in self._paused:  # deleted or paused meanwhile
             return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from typing import Any, get_args
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, get_args
 
 import aiosqlite
 
@@ -22,6 +23,8 @@ from uptimed.db.outbox import queue_messages
 from uptimed.db.schema import STATUS_CODES
 from uptimed.fields import HttpMethod
 from uptimed.models import Site, SiteIn, SiteState, SiteView, Status
+
+T = TypeVar("T")
 
 # A site's settings, in the order of models.SiteIn; JSON_COLUMNS hold JSON text, BOOL_COLUMNS
 # 0/1 (keep_alive may be NULL: the global setting).
@@ -155,18 +158,26 @@ class SiteQueries(Connection):
         return before, _site(data, site_id, before.created_at)
 
     async def list_sites(self) -> list[Site]:
-        sites: list[Site] = []
-        async with self._reader.execute(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY id") as cur:
+        return await self._every(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY id", (), site_from_row)
+
+    async def _every(
+        self, sql: str, args: Sequence[object], build: Callable[[sqlite3.Row], T]
+    ) -> list[T]:
+        """Every row of a query over all sites, built, in chunks: 100,000 sites must not stall
+        the API for a second."""
+        out: list[T] = []
+        async with self._reader.execute(sql, args) as cur:
             while batch := await cur.fetchmany(FETCH_CHUNK):
-                sites.extend(site_from_row(row) for row in batch)
-                await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
-        return sites
+                out.extend(build(row) for row in batch)
+                await asyncio.sleep(0)
+        return out
 
     async def list_site_views(
         self, *, status: Status | None = None, paused: bool | None = None
     ) -> list[SiteView]:
         """Every site with its status, optionally only those with ``status`` / ``paused``."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if status is not None:
             where.append("s.status = ?")
             args.append(status.value)
@@ -174,12 +185,7 @@ class SiteQueries(Connection):
             where.append("s.paused = ?")
             args.append(int(paused))
         sql = f"{VIEW_SELECT} {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY s.id"
-        views: list[SiteView] = []
-        async with self._reader.execute(sql, args) as cur:
-            while batch := await cur.fetchmany(FETCH_CHUNK):
-                views.extend(view_from_row(row) for row in batch)
-                await asyncio.sleep(0)  # 100,000 sites must not stall the API for a second
-        return views
+        return await self._every(sql, args, view_from_row)
 
     async def get_site_view(self, site_id: int, *, latest: bool = False) -> SiteView:
         """``latest``: as committed now (after a change), not as the reader's snapshot."""
