@@ -9,6 +9,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import jmespath
+from annotated_types import Ge, Le
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from yarl import URL
@@ -79,6 +80,47 @@ HttpUrl = Annotated[
     AfterValidator(_check_http_url),
 ]
 
+# A TCP check's address: tcp://host:port, the port required (1-65535), nothing after it.
+_TCP_PORT = (
+    "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+)
+TCP_URL_PATTERN = rf"^[Tt][Cc][Pp]://{_HOST}:{_TCP_PORT}$"
+_TCP_URL = re.compile(TCP_URL_PATTERN)
+# A site's URL is either; one pattern, so the OpenAPI schema says both.
+SITE_URL_PATTERN = f"{URL_PATTERN}|{TCP_URL_PATTERN}"
+SITE_URL_RULE = (
+    "Must be an http:// or https:// URL with a host name or IP address, an optional port up to "
+    "65535 and no spaces, or tcp://host:port (a port from 1 to 65535)"
+)
+
+
+def is_tcp(url: str) -> bool:
+    return url[:6].lower() == "tcp://"
+
+
+def tcp_address(url: str) -> tuple[str, int]:
+    """The (host, port) of a ``tcp://`` URL the validator accepted (IPv6 without brackets)."""
+    host, _, port = url[6:].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _check_site_url(value: str) -> str:
+    if is_tcp(value):
+        if _TCP_URL.fullmatch(value) is None:
+            raise PydanticCustomError("invalid_url", SITE_URL_RULE)
+        return value
+    try:
+        return _check_http_url(value)
+    except PydanticCustomError:
+        raise PydanticCustomError("invalid_url", SITE_URL_RULE) from None
+
+
+SiteUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": SITE_URL_PATTERN}),
+    AfterValidator(_check_site_url),
+]
+
 
 def whole_number(value: Any) -> Any:
     """JSON has one number type: 60.0 is the integer 60 (as JSON Schema says), 60.5 is not."""
@@ -89,6 +131,20 @@ def whole_number(value: Any) -> Any:
 
 # An integer in a request body: strict (no "60", no true), but 60.0 counts.
 JsonInt = Annotated[int, BeforeValidator(whole_number)]
+
+MAX_WARN_DAYS = 3650
+
+
+def _highest_first(value: list[int]) -> list[int]:
+    """Thresholds are a set: kept once each, highest first (the order they are reached)."""
+    return sorted(set(value), reverse=True)
+
+
+WarnDays = Annotated[
+    list[Annotated[int, Ge(0), Le(MAX_WARN_DAYS), BeforeValidator(whole_number)]],
+    Field(max_length=10),
+    AfterValidator(_highest_first),
+]
 
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

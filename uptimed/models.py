@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     ValidationInfo,
     WithJsonSchema,
     create_model,
@@ -39,9 +40,12 @@ from uptimed.fields import (
     HttpUrl,
     JsonInt,
     RequestHeaders,
+    SiteUrl,
     StatusSpec,
+    WarnDays,
     check_body,
     check_json_query,
+    is_tcp,
     whole_number,
 )
 
@@ -61,6 +65,34 @@ Timestamp = Annotated[
         {"type": "string", "format": "date-time", "examples": ["2025-02-15T06:30:00.000Z"]},
         mode="serialization",
     ),
+]
+
+
+def _instant(value: Any, info: ValidationInfo) -> int:
+    """An ISO 8601 time (no zone: UTC) from a request; epoch ms as the store hands it back."""
+    if isinstance(value, int) and not isinstance(value, bool) and info.mode == "python":
+        return value
+    rule = "must be an ISO 8601 time like 2026-12-06T10:00:00Z"
+    if not isinstance(value, str):
+        raise PydanticCustomError("instant", rule)
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ms = int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        raise PydanticCustomError("instant", rule) from None
+    if ms < 0:
+        raise PydanticCustomError("instant", "must be after 1970")
+    return ms
+
+
+# A time a request sets: ISO 8601 on the wire both ways, epoch ms inside.
+Instant = Annotated[
+    int,
+    PlainValidator(_instant),
+    PlainSerializer(iso_ms, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-06T10:00:00Z"]}),
 ]
 
 
@@ -86,15 +118,32 @@ class QueryModel(BaseModel):
 
 
 SiteId = Annotated[int, Field(ge=1, description="The site's id.")]
+DEFAULT_WARN_DAYS = (14, 7, 3, 1)
+# A tcp:// site refuses these unless they hold their default: they shape an HTTP request or
+# judge an HTTP answer.
+HTTP_ONLY_FIELDS = (
+    "expected_status_code",
+    "keep_alive",
+    "method",
+    "headers",
+    "body",
+    "accepted_status_codes",
+    "body_contains",
+    "body_not_contains",
+    "json_query",
+    "json_expected",
+    "follow_redirects",
+)
 WebhookId = Annotated[int, Field(ge=1, description="The webhook's id.")]
 
 
 class SiteIn(_In):
     """A site's writable fields: what POST takes, and what PATCH changes."""
 
-    url: HttpUrl = Field(
-        examples=["https://example.com/health"],
-        description="An absolute http(s) URL with a host; private and loopback hosts are allowed.",
+    url: SiteUrl = Field(
+        examples=["https://example.com/health", "tcp://mail.example.com:465"],
+        description="An absolute http(s) URL with a host, or tcp://host:port for a TCP check "
+        "(UP when a connection opens); private and loopback hosts are allowed.",
     )
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["Example"])
     check_interval_seconds: JsonInt = Field(
@@ -177,6 +226,43 @@ class SiteIn(_In):
     verify_tls: bool = Field(
         True, description="false: self-signed, expired or wrong-host certificates are accepted."
     )
+    tls: bool = Field(
+        False,
+        description="tcp:// sites only: complete a TLS handshake after connecting (SMTPS, "
+        "IMAPS, LDAPS...); its certificate is then read as an https site's is.",
+    )
+    failure_threshold: JsonInt = Field(
+        1, ge=1, le=10, description="Consecutive failed checks before the site turns DOWN."
+    )
+    success_threshold: JsonInt = Field(
+        1, ge=1, le=10, description="Consecutive good checks before a DOWN site turns UP again."
+    )
+    retry_interval_seconds: (
+        Annotated[int, Ge(1), Le(86400), BeforeValidator(whole_number)] | None
+    ) = Field(
+        None,
+        description="Seconds between checks while failures are counted towards "
+        "failure_threshold; null: check_interval_seconds. At most check_interval_seconds.",
+    )
+    renotify_every_seconds: (
+        Annotated[int, Ge(60), Le(30 * 86400), BeforeValidator(whole_number)] | None
+    ) = Field(
+        None,
+        description="While DOWN, a reminder at this period; null: never. Absent at creation: "
+        "the renotify_every_seconds setting.",
+    )
+    tls_expiry_warn_days: WarnDays = Field(
+        default_factory=lambda: list(DEFAULT_WARN_DAYS),
+        examples=[[14, 7, 3, 1]],
+        description="One message when the certificate's days left first reach each of these; "
+        "[] turns warnings off. Absent at creation (or null in a PATCH): the "
+        "tls_expiry_warn_days setting.",
+    )
+    alerts_muted_until: Instant | None = Field(
+        None,
+        description="Until this time checks and history go on but no message is sent "
+        "(planned maintenance); then one message tells the state, if it changed meanwhile.",
+    )
 
     _check_body = field_validator("body")(check_body)  # type: ignore[assignment]
     _check_query = field_validator("json_query")(check_json_query)  # type: ignore[assignment]
@@ -216,9 +302,61 @@ class SiteIn(_In):
             raise PydanticCustomError("head_body", "a HEAD answer has no body to look into")
         return value
 
+    @field_validator(*HTTP_ONLY_FIELDS)
+    @classmethod
+    def _http_only(cls, value: Any, info: ValidationInfo) -> Any:
+        url = info.data.get("url")
+        assert info.field_name is not None
+        if url and is_tcp(url) and value != _default(info.field_name):
+            raise PydanticCustomError(
+                "http_only", "applies to http(s):// sites only, not to tcp://"
+            )
+        return value
 
-# The fields whose change reschedules a site's checks: all but its name and paused.
-CHECK_FIELDS = frozenset(SiteIn.model_fields) - {"name", "paused"}
+    @field_validator("tls")
+    @classmethod
+    def _tcp_only(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("url")
+        if value and url and not is_tcp(url):
+            raise PydanticCustomError(
+                "tcp_only", "applies to tcp:// sites only (an https:// URL uses TLS already)"
+            )
+        return value
+
+    @field_validator("retry_interval_seconds")
+    @classmethod
+    def _within_interval(cls, value: int | None, info: ValidationInfo) -> int | None:
+        interval = info.data.get("check_interval_seconds")
+        if value is not None and interval is not None and value > interval:
+            raise PydanticCustomError(
+                "retry_interval",
+                "must be at most check_interval_seconds ({interval})",
+                {"interval": interval},
+            )
+        return value
+
+    @property
+    def is_tcp(self) -> bool:
+        return is_tcp(self.url)
+
+
+def _default(name: str) -> Any:
+    return SiteIn.model_fields[name].get_default(call_default_factory=True)
+
+
+# What decides when a site's state changes and who hears of it, not what a check does.
+ALERT_FIELDS = frozenset(
+    {
+        "failure_threshold",
+        "success_threshold",
+        "retry_interval_seconds",
+        "renotify_every_seconds",
+        "tls_expiry_warn_days",
+        "alerts_muted_until",
+    }
+)
+# The fields whose change reschedules a site's checks: all but its name, paused and the above.
+CHECK_FIELDS = frozenset(SiteIn.model_fields) - {"name", "paused"} - ALERT_FIELDS
 
 
 class Site(SiteIn):
@@ -231,6 +369,15 @@ class Site(SiteIn):
         return default if self.timeout_seconds is None else self.timeout_seconds
 
 
+class TlsCertificate(BaseModel):
+    """The leaf certificate the site's latest TLS check saw."""
+
+    subject: str = Field(examples=["CN=example.com"])
+    issuer: str = Field(examples=["CN=R11,O=Let's Encrypt,C=US"])
+    expires_at: Timestamp
+    days_left: int = Field(description="whole days until expires_at; negative once expired")
+
+
 class SiteView(Site):
     """A site as the API shows it: its settings and, read-only, how it is doing."""
 
@@ -239,6 +386,9 @@ class SiteView(Site):
     last_checked: Timestamp | None = Field(None, description="null: never checked")
     last_response_time_ms: int | None = None
     last_reason: str | None = Field(None, description="why the last check failed; null when up")
+    tls_certificate: TlsCertificate | None = Field(
+        None, description="null: no check of this site has opened TLS yet"
+    )
 
 
 def _absent_means_unchanged(extra: Any) -> Callable[[dict[str, Any]], None]:
@@ -304,6 +454,15 @@ class HistoryRow(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Certificate:
+    """A TLS leaf certificate as a check saw it; ``expires_at`` is its notAfter in epoch ms."""
+
+    subject: str
+    issuer: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """What one check saw; a down site is a value here, never an exception.
 
@@ -315,16 +474,21 @@ class CheckResult:
     response_time_ms: int
     reason: str | None = None
     http_status: int | None = None
+    certificate: Certificate | None = None  # the TLS leaf, when the check opened TLS
 
 
 @dataclass(frozen=True, slots=True)
 class SiteState:
     """The current status of a site, since when (epoch ms) it holds, and why when DOWN (the
-    first failed check's reason: the recovery message names it)."""
+    check's reason that turned it DOWN: the recovery message names it).
+
+    ``streak`` counts the latest checks in a row that disagreed with ``status`` (failures
+    while UP or INITIAL, good checks while DOWN) and have not yet reached its threshold."""
 
     status: Status
     since: int
     reason: str | None = None
+    streak: int = 0
 
 
 class Transition(BaseModel):

@@ -6,15 +6,17 @@ from typing import NamedTuple, Protocol
 
 import aiohttp
 
-from uptimed.models import Site
+from uptimed.models import Certificate, Site
 
 
 class Answer(NamedTuple):
-    """The site answered: its final status code and, when the site asserts on it, its body
-    decoded to text (None otherwise: a body nobody looks into is read and dropped)."""
+    """The site answered: its final status code (None for a TCP connection, which has none)
+    and, when the site asserts on it, its body decoded to text (None otherwise: a body nobody
+    looks into is read and dropped); ``certificate`` when the answer came over TLS."""
 
-    status: int
+    status: int | None
     text: str | None = None
+    certificate: Certificate | None = None
 
 
 class Probe(Protocol):
