@@ -48,7 +48,7 @@ async def test_new_site_is_checked_within_two_seconds(client: TestClient, target
 
 URL_ERROR = (
     "Field 'url': must be an http:// or https:// URL with a host name or IP address, an optional"
-    " port up to 65535 and no spaces."
+    " port up to 65535 and no spaces, or tcp://host:port (a port from 1 to 65535)."
 )
 BAD_BODIES = [
     ({"url": "ftp://example.com", "name": "x"}, URL_ERROR),

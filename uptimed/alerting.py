@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from uptimed.models import (
+    Certificate,
     CheckResult,
     Event,
     EventKind,
@@ -16,14 +19,31 @@ from uptimed.models import (
 
 
 def next_state(
-    site_id: int, previous: SiteState, result: CheckResult
+    site_id: int,
+    previous: SiteState,
+    result: CheckResult,
+    *,
+    failure_threshold: int = 1,
+    success_threshold: int = 1,
 ) -> tuple[SiteState, Transition | None]:
     """The site's state after ``result``, and the transition it caused (None: no change).
 
-    Any status change is a transition, ``INITIAL -> UP/DOWN`` included: that one starts monitoring.
+    A check that disagrees with the status counts towards its threshold (``streak``); a
+    check that agrees ends the count. ``failure_threshold`` failures in a row turn an UP or
+    INITIAL site DOWN, ``success_threshold`` good checks in a row a DOWN site UP. The first
+    good check of a new site turns it UP: there is no outage to confirm the end of. Any status
+    change is a transition, ``INITIAL -> UP/DOWN`` included: that one starts monitoring.
     """
     if result.status == previous.status:
-        return previous, None
+        return (previous if previous.streak == 0 else replace(previous, streak=0)), None
+    if previous.status is Status.DOWN:
+        needed, streak = success_threshold, previous.streak + 1
+    elif result.status is Status.UP:  # INITIAL -> UP; a count of failures ends
+        needed, streak = 1, 1
+    else:
+        needed, streak = failure_threshold, previous.streak + 1
+    if streak < needed:
+        return replace(previous, streak=streak), None
     transition = Transition(
         site_id=site_id,
         previous=previous.status,
@@ -34,9 +54,20 @@ def next_state(
         response_time_ms=result.response_time_ms,
         http_status=result.http_status,
         previous_reason=previous.reason,
+        checks=streak,
     )
     reason = result.reason if result.status is Status.DOWN else None
     return SiteState(status=result.status, since=result.checked_at, reason=reason), transition
+
+
+def muted(site: SiteIn, now: int) -> bool:
+    """Alerts of the site are held back at ``now`` (epoch ms)."""
+    return site.alerts_muted_until is not None and now < site.alerts_muted_until
+
+
+def counting_failures(state: SiteState) -> bool:
+    """Failures are being counted towards the threshold: retry_interval_seconds applies."""
+    return state.streak > 0 and state.status is not Status.DOWN
 
 
 def event_for(site: Site, transition: Transition) -> Event:
@@ -54,7 +85,7 @@ def event_for(site: Site, transition: Transition) -> Event:
         down_since = transition.at if transition.current is Status.DOWN else None
         reason = transition.reason if transition.current is Status.DOWN else None
     # A time with no answer (a timeout, a refused connection) is not a response time.
-    answered = transition.http_status is not None
+    answered = transition.http_status is not None or transition.current is Status.UP
     return Event(
         kind=kind,
         site_name=site.name,
@@ -64,6 +95,7 @@ def event_for(site: Site, transition: Transition) -> Event:
         reason=reason,
         response_time_ms=transition.response_time_ms if answered else None,
         down_since=down_since,
+        checks=transition.checks,
     )
 
 
@@ -94,3 +126,59 @@ def paused_event(site: SiteIn, now: int, *, paused: bool) -> Event:
 
 def trial_event(site: Site, now: int) -> Event:
     return Event(kind=EventKind.TEST, site_name=site.name, site_url=site.url, at=now)
+
+
+def reminder_event(site: Site, down_since: int, reason: str | None, now: int) -> Event:
+    """ "Still DOWN", every ``renotify_every_seconds`` of an outage."""
+    return Event(
+        kind=EventKind.REMINDER,
+        site_name=site.name,
+        site_url=site.url,
+        at=now,
+        status=Status.DOWN,
+        reason=reason,
+        down_since=down_since,
+    )
+
+
+def certificate_event(site: Site, certificate: Certificate, days_left: int, now: int) -> Event:
+    return Event(
+        kind=EventKind.CERTIFICATE,
+        site_name=site.name,
+        site_url=site.url,
+        at=now,
+        certificate=certificate,
+        days_left=days_left,
+    )
+
+
+def unmuted_event(site: Site, state: SiteState, now: int) -> Event:
+    """The state a mute kept quiet, told when it ends."""
+    is_down = state.status is Status.DOWN
+    return Event(
+        kind=EventKind.UNMUTED,
+        site_name=site.name,
+        site_url=site.url,
+        at=now,
+        status=state.status,
+        reason=state.reason if is_down else None,
+        down_since=state.since if is_down else None,
+    )
+
+
+DAY_MS = 86_400_000
+
+
+def days_left(certificate: Certificate, now: int) -> int:
+    """Whole days until the certificate expires (negative once it has)."""
+    return (certificate.expires_at - now) // DAY_MS
+
+
+def warning_due(days: int, thresholds: list[int], warned: int | None) -> int | None:
+    """The threshold to warn of now, or None: the lowest one ``days`` has reached, unless one
+    as low was warned of already for this certificate (``warned``)."""
+    reached = [t for t in thresholds if days <= t]
+    if not reached:
+        return None
+    lowest = min(reached)
+    return lowest if warned is None or lowest < warned else None

@@ -30,6 +30,7 @@ from uptimed.api.ratelimit import SlidingWindow
 from uptimed.app_keys import (
     CLOCK,
     DISPATCHER,
+    FOLLOWUPS,
     FREEZE_GC,
     HEALTH,
     HTTP,
@@ -48,6 +49,7 @@ from uptimed.config import Settings
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
+from uptimed.followups import Followups
 from uptimed.health import Health, watch_database_file
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
@@ -139,6 +141,9 @@ async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DISPATCHER].stop()
 
 
+FOLLOWUPS_INTERVAL_SECONDS = 5.0  # how late a reminder or the end of a mute may be told
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     monitor = Monitor(
@@ -162,18 +167,38 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         except Exception:
             log.exception("maintenance failed")
 
+    followups = app[FOLLOWUPS] = Followups(store, clock=clock, wake=app[DISPATCHER].wake)
+
+    async def followups_job() -> None:
+        try:
+            await followups.run()
+        except Exception:
+            log.exception("reminders and mute ends failed")
+
     scheduler = Scheduler(
         monitor,
         startup_spread=settings.startup_spread_seconds,
         maintenance=maintenance_job,
         maintenance_interval=settings.maintenance_interval_seconds,
+        followups=followups_job,
+        followups_interval=FOLLOWUPS_INTERVAL_SECONDS,
         monotonic=clock.monotonic,
     )
     scheduler.start()
     monitor.start()
     app[MONITOR] = monitor
     app[SCHEDULER] = scheduler
-    app[SITES] = Sites(store, scheduler, monitor, clock=clock, wake=app[DISPATCHER].wake)
+    app[SITES] = Sites(
+        store,
+        scheduler,
+        monitor,
+        clock=clock,
+        wake=app[DISPATCHER].wake,
+        defaults={
+            "renotify_every_seconds": settings.renotify_every_seconds,
+            "tls_expiry_warn_days": settings.tls_expiry_warn_days,
+        },
+    )
     # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
     resuming = asyncio.create_task(_resume(app, scheduler), name="resume")
     yield

@@ -9,6 +9,7 @@ from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db import Store
 from uptimed.db.maintenance import Retention
+from uptimed.followups import Followups
 from uptimed.health import Health
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import Notifier
@@ -31,4 +32,6 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 UNWRITTEN = web.AppKey("unwritten", UnwrittenAlerts)
 MONITOR = web.AppKey("monitor", Monitor)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+# Reminders and mute ends: run every few seconds by the scheduler.
+FOLLOWUPS = web.AppKey("followups", Followups)
 SITES = web.AppKey("sites", Sites)  # add / change / pause / remove: store, scheduler, monitor

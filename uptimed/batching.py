@@ -44,8 +44,11 @@ class CheckBatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, site_id: int, result: CheckResult, state: SiteState) -> None:
-        if self._append:
+    def add(
+        self, site_id: int, result: CheckResult, state: SiteState, *, append: bool = False
+    ) -> None:
+        """``append``: a row of its own even with ``append_unchanged`` off."""
+        if self._append or append:
             self._rows.append(history_values(site_id, result, state))
         else:
             self._in_place.append(

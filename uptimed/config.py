@@ -37,6 +37,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from uptimed.fields import DEFAULT_WARN_DAYS, WarnDays
 from uptimed.redact import is_secret_name, redact
 
 DEFAULT_HOST = "127.0.0.1"
@@ -124,11 +125,28 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs; comma-separated in the
     # environment): only then is the login-failure limit keyed by the forwarded client address.
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = _env("UPTIMED_TRUSTED_PROXIES", [])
+    # What a new site takes when it does not say (its renotify_every_seconds and
+    # tls_expiry_warn_days): a reminder period while DOWN (none: never), and the days left of
+    # a certificate that each bring one warning (comma-separated in the environment).
+    renotify_every_seconds: int | None = _env(
+        "UPTIMED_RENOTIFY_EVERY_SECONDS", None, ge=60, le=30 * 86400
+    )
+    tls_expiry_warn_days: Annotated[WarnDays, NoDecode] = _env(
+        "UPTIMED_TLS_EXPIRY_WARN_DAYS", list(DEFAULT_WARN_DAYS)
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("tls_expiry_warn_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: Any) -> Any:
+        """``UPTIMED_TLS_EXPIRY_WARN_DAYS=14,7,3,1`` (empty: no warnings)."""
+        if isinstance(value, str):
+            return [item for item in value.replace(",", " ").split() if item]
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -133,6 +133,7 @@ def whole_number(value: Any) -> Any:
 JsonInt = Annotated[int, BeforeValidator(whole_number)]
 
 MAX_WARN_DAYS = 3650
+DEFAULT_WARN_DAYS = (14, 7, 3, 1)
 
 
 def _highest_first(value: list[int]) -> list[int]:

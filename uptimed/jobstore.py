@@ -15,6 +15,7 @@ from itertools import count
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
+from apscheduler.triggers.interval import IntervalTrigger
 
 
 class HeapJobStore(BaseJobStore):
@@ -91,9 +92,12 @@ class HeapJobStore(BaseJobStore):
         self._compact_if_bloated()
 
     def shift(self, delta: timedelta) -> None:
-        """Move every job's next run by ``delta``; the order of the jobs does not change."""
+        """Move every job's next run by ``delta``, and the grid of an interval trigger with it;
+        the order of the jobs does not change."""
         heap: list[tuple[float, int, str]] = []
         for job_id, (job, sequence) in self._jobs.items():
+            if isinstance(job.trigger, IntervalTrigger):
+                job.trigger.start_date += delta
             if job.next_run_time is not None:
                 job.next_run_time += delta
                 heap.append((job.next_run_time.timestamp(), sequence, job_id))

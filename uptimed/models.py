@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from uptimed.fields import (
+    DEFAULT_WARN_DAYS,
     MAX_EXPECTED_BYTES,
     MAX_HEADER_BYTES,
     MAX_HEADERS,
@@ -118,7 +119,6 @@ class QueryModel(BaseModel):
 
 
 SiteId = Annotated[int, Field(ge=1, description="The site's id.")]
-DEFAULT_WARN_DAYS = (14, 7, 3, 1)
 # A tcp:// site refuses these unless they hold their default: they shape an HTTP request or
 # judge an HTTP answer.
 HTTP_ONLY_FIELDS = (
@@ -505,6 +505,7 @@ class Transition(BaseModel):
     response_time_ms: int | None = None
     http_status: int | None = None  # None: no answer came (timeout, refused, ...)
     previous_reason: str | None = None  # why the previous status was DOWN
+    checks: int = 1  # the checks in a row that made it (its threshold)
 
 
 def _utc(value: datetime) -> datetime:
@@ -639,6 +640,9 @@ class EventKind(StrEnum):
     PAUSED = "paused"  # PATCH paused=true
     RESUMED = "resumed"  # PATCH paused=false
     TEST = "test"  # POST /webhooks/{id}/test
+    REMINDER = "reminder"  # still DOWN, every renotify_every_seconds
+    CERTIFICATE = "certificate"  # the TLS certificate's days left reached a threshold
+    UNMUTED = "unmuted"  # a mute ended and the status differs from the last one told
 
 
 class Event(BaseModel):
@@ -653,7 +657,10 @@ class Event(BaseModel):
     status: Status | None = None  # the status after the transition
     reason: str | None = None  # why DOWN ("HTTP 503", "timeout after 10s", ...); for UP, why it was
     response_time_ms: int | None = None  # only when an answer came
-    down_since: int | None = None  # epoch ms the outage began (DOWN and UP events)
+    down_since: int | None = None  # epoch ms the outage began (DOWN, UP, REMINDER events)
+    checks: int = 1  # the checks in a row that confirmed a DOWN or UP
+    certificate: Certificate | None = None  # CERTIFICATE: the certificate warned of
+    days_left: int | None = None  # CERTIFICATE: whole days until it expires
 
 
 class OutboxMessage(BaseModel):

@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 
 import aiohttp
 
-from uptimed.alerting import event_for, next_state
+from uptimed.alerting import event_for, muted, next_state
 from uptimed.batching import CheckBatcher
+from uptimed.certificates import CertificateWatch
 from uptimed.checks import LocalFault, check_site
 from uptimed.db import Store
 from uptimed.health import Health
@@ -45,7 +46,7 @@ class _Held:
     state: SiteState
     transition: Transition
     key: int  # its alert's key in UnwrittenAlerts
-    message: str  # the alert's payload (JSON)
+    message: str | None  # the alert's payload (JSON); None: alerts are muted
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class CheckSessions:
     def for_site(self, site: Site) -> aiohttp.ClientSession:
         keep_alive = self.keep_alive if site.keep_alive is None else site.keep_alive
         return self.pooled if keep_alive else self.fresh
+
+
+HANDSHAKE_EVERY_SECONDS = 3600.0  # a kept-alive https site's certificate is read afresh this often
 
 
 class Monitor:
@@ -109,6 +113,8 @@ class Monitor:
         self.states: dict[int, SiteState] = {}
         self._stamps: dict[int, int] = {}  # site id -> checked_at of its last check
         self._unwritten = UnwrittenAlerts() if unwritten is None else unwritten
+        self._handshakes: dict[int, float] = {}  # kept-alive https site -> last fresh check
+        self.certificates = CertificateWatch(store, clock=clock, on_message=on_message)
         self._held: deque[_Held] = deque()  # transitions the database refused, oldest first
         self._writer: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()  # set by drain(): held changes get one last try
@@ -130,6 +136,8 @@ class Monitor:
         self.states.pop(site_id, None)
         self._stamps.pop(site_id, None)
         self._paused.discard(site_id)
+        self._handshakes.pop(site_id, None)
+        self.certificates.forget(site_id)
 
     def pause(self, site_id: int) -> None:
         """A paused site's check results are dropped (one may still be in flight)."""
@@ -179,7 +187,7 @@ class Monitor:
         try:
             async with self._semaphore:
                 result = await check_site(
-                    self._sessions.for_site(site),
+                    self._session(site),
                     site,
                     timeout=self._timeout,
                     retries=self._retries,
@@ -196,17 +204,33 @@ class Monitor:
         if result.checked_at <= floor:
             result = replace(result, checked_at=floor + 1)
         self._stamps[site.id] = result.checked_at
-        state, transition = next_state(site.id, previous, result)
+        state, transition = next_state(
+            site.id,
+            previous,
+            result,
+            failure_threshold=site.failure_threshold,
+            success_threshold=site.success_threshold,
+        )
         if transition is None:
-            self._batcher.add(site.id, result, state)
+            # A check counted towards a threshold is a row of its own, also with
+            # OPTIMISATION=1 (which otherwise moves the latest row): a restart counts them.
+            self._batcher.add(site.id, result, state, append=bool(state.streak or previous.streak))
+            if state is not previous and site.id in self.states:
+                self.states[site.id] = state  # only the streak changed
         else:
             # Rows batched before this transition go first: the order of a site's rows holds.
             await self._batcher.flush()
-            message = json.dumps(build_payload(event_for(site, transition)))
+            message = None
+            if not muted(site, result.checked_at):
+                message = json.dumps(build_payload(event_for(site, transition)))
             held = _Held(site.id, result, state, transition, self._unwritten.new_key(), message)
             # Behind a held transition, or refused itself: kept, its alert sent from memory.
             if self._held or not await self._try_write(held):
                 await self._hold(held)
+        if result.certificate is not None:
+            await self.certificates.seen(
+                site, result.certificate, muted=muted(site, result.checked_at)
+            )
         if transition is not None:
             log.info(
                 "transition site=%d %s->%s reason=%r rtt_ms=%d",
@@ -224,6 +248,19 @@ class Monitor:
                 result.reason,
                 result.response_time_ms,
             )
+
+    def _session(self, site: Site) -> aiohttp.ClientSession:
+        """The site's session; a kept-alive https site connects afresh once an hour, so that a
+        renewed certificate is seen although the connection would outlive it."""
+        session = self._sessions.for_site(site)
+        if session is self._sessions.fresh or site.url[:6].lower() != "https:":
+            return session
+        now = time.monotonic()
+        last = self._handshakes.get(site.id)
+        if last is not None and now - last < HANDSHAKE_EVERY_SECONDS:
+            return session
+        self._handshakes[site.id] = now
+        return self._sessions.fresh
 
     async def _try_write(self, held: _Held) -> bool:
         """Write a transition now; False when the database refused it (a full or read-only
@@ -271,9 +308,10 @@ class Monitor:
             targets = []
         # Its messages are in memory before the writer can see it, or the writer could write
         # it with every message pending and the dispatcher send them from memory as well.
-        self._unwritten.add(
-            held.key, held.site_id, targets, held.message, int(self._clock() * 1000)
-        )
+        if held.message is not None:
+            self._unwritten.add(
+                held.key, held.site_id, targets, held.message, int(self._clock() * 1000)
+            )
         if held.site_id in self.states:
             self.states[held.site_id] = held.state
         self._held.append(held)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from uptimed.alerting import counting_failures
 from uptimed.db import Store
 from uptimed.jobstore import HeapJobStore
 from uptimed.models import CHECK_FIELDS, Site
@@ -48,6 +50,22 @@ def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread:
             return due
     window = min(site.check_interval_seconds, spread)
     return now + timedelta(seconds=(site.id * _GOLDEN) % 1.0 * window)
+
+
+class GridTrigger(IntervalTrigger):
+    """An interval trigger that stays on its grid (``start_date + k * interval``) also after a
+    run was moved off it: a retry while failures are counted (``retry_interval_seconds``) is
+    followed by the grid's next point, not by a run one interval after the retry."""
+
+    __slots__ = ()
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        if previous_fire_time is None:
+            return super().get_next_fire_time(previous_fire_time, now)  # type: ignore[no-any-return]
+        start, length = self.start_date.timestamp(), self.interval_length
+        # The tiny slack keeps float error from putting a grid point just before itself.
+        points = math.floor((previous_fire_time.timestamp() - start) / length + 1e-6) + 1
+        return datetime.fromtimestamp(start + points * length, tz=self.timezone)
 
 
 TICK_SECONDS = 0.01
@@ -128,6 +146,8 @@ class Scheduler:
         startup_spread: float,
         maintenance: Callable[[], Awaitable[None]] | None = None,
         maintenance_interval: float = 60,
+        followups: Callable[[], Awaitable[None]] | None = None,
+        followups_interval: float = 5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._monitor = monitor
@@ -136,10 +156,16 @@ class Scheduler:
         self._resuming = False
         self._restored = asyncio.Event()  # resume() has restored every stored site's state
         self._latest: dict[int, Site] = {}  # sites PATCHed while resume() was scheduling
-        self._run_check = monitor.run_check  # one bound method for all jobs, not one each
+        self._run_check = self._check  # one bound method for all jobs, not one each
         self._spread = startup_spread
-        self._maintenance = maintenance
-        self._maintenance_interval = maintenance_interval
+        self._periodic = {
+            name: (job, interval)
+            for name, job, interval in (
+                ("maintenance", maintenance, maintenance_interval),
+                ("followups", followups, followups_interval),
+            )
+            if job is not None
+        }
         self._aps = _TickingScheduler(
             timezone=UTC,
             jobstores={"default": HeapJobStore()},
@@ -154,7 +180,7 @@ class Scheduler:
     def _skipped(self, event: JobSubmissionEvent) -> None:
         """A run came due while the site's previous check was still going (max_instances)."""
         job = self._aps.get_job(event.job_id)
-        if job is None or event.job_id == "maintenance":
+        if job is None or event.job_id in self._periodic:
             return
         site: Site = job.args[0]
         now = self._monotonic()
@@ -174,16 +200,30 @@ class Scheduler:
 
     def start(self) -> None:
         """Start firing (new sites can be scheduled at once); ``resume`` adds the stored ones."""
-        if self._maintenance is not None:
+        for name, (job, interval) in self._periodic.items():
             self._aps.add_job(
-                self._maintenance,
-                IntervalTrigger(seconds=self._maintenance_interval, timezone=UTC),
-                id="maintenance",
+                job,
+                IntervalTrigger(seconds=interval, timezone=UTC),
+                id=name,
                 replace_existing=True,
-                next_run_time=datetime.now(UTC)
-                + timedelta(seconds=min(10.0, self._maintenance_interval)),
+                next_run_time=datetime.now(UTC) + timedelta(seconds=min(10.0, interval)),
             )
         self._aps.start()
+
+    async def _check(self, site: Site) -> None:
+        """A site's job: its check, then, while failures are counted towards its threshold,
+        the next one after ``retry_interval_seconds`` if that comes before the grid's."""
+        await self._monitor.run_check(site)
+        retry = site.retry_interval_seconds
+        if retry is None or retry >= site.check_interval_seconds:
+            return
+        state = self._monitor.states.get(site.id)
+        job = self._aps.get_job(job_id(site.id))
+        if state is None or job is None or not counting_failures(state):
+            return
+        at = datetime.now(UTC) + timedelta(seconds=retry)
+        if job.next_run_time is not None and at < job.next_run_time:
+            job.modify(next_run_time=at)
 
     async def resume(self, store: Store) -> None:
         """Schedule every stored site, in chunks, so the API answers while 100,000 are added.
@@ -209,6 +249,7 @@ class Scheduler:
                 self._monitor.restore(site.id, *states[site.id])
             if site.paused:
                 self._monitor.pause(site.id)
+        await self._monitor.certificates.restore()
         self._restored.set()
         sites = [site for site in sites if not site.paused]
         now = datetime.now(UTC)
@@ -249,7 +290,7 @@ class Scheduler:
         start = first_run or min(now, datetime.fromtimestamp(site.created_at / 1000, tz=UTC))
         self._aps.add_job(
             self._run_check,
-            IntervalTrigger(seconds=site.check_interval_seconds, start_date=start, timezone=UTC),
+            GridTrigger(seconds=site.check_interval_seconds, start_date=start, timezone=UTC),
             args=(site,),
             id=job_id(site.id),
             name="check",  # the id names the site; a per-job string is 100 bytes x 100,000

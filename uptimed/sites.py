@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from pydantic import BaseModel
 
-from uptimed.alerting import ended_event, paused_event
+from uptimed.alerting import ended_event, muted, paused_event
 from uptimed.clock import Clock
 from uptimed.db import Store
 from uptimed.models import Site, SiteIn, SiteView, Status
@@ -40,6 +40,11 @@ def patched(site: Site, patch: BaseModel) -> dict[str, Any]:
     return values
 
 
+def patch_null_is_default(name: str) -> bool:
+    """A PATCH's null resets the field, unless null is one of the field's own values."""
+    return SiteIn.model_fields[name].default is not None or name == "tls_expiry_warn_days"
+
+
 class Sites:
     def __init__(
         self,
@@ -49,7 +54,9 @@ class Sites:
         *,
         clock: Clock,
         wake: Callable[[], None],
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
+        self._defaults = dict(defaults or {})  # fields whose default is a setting
         self._store = store
         self._scheduler = scheduler
         self._monitor = monitor
@@ -58,6 +65,9 @@ class Sites:
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # site id -> (lock, users)
 
     async def add(self, data: SiteIn) -> SiteView:
+        unset = {k: v for k, v in self._defaults.items() if k not in data.model_fields_set}
+        if unset:
+            data = data.model_copy(update=unset)
         site = await self._store.insert_site(data, now=self._clock.now_ms())
         self._monitor.add(site)
         if site.paused:
@@ -74,8 +84,15 @@ class Sites:
         transaction that pauses, and no alert of a check still in flight follows it."""
         async with self._one_at_a_time(site_id):
             site = await self._store.get_site(site_id, latest=True)
-            data = SiteIn.model_validate(patched(site, patch))
+            values = patched(site, patch)
+            # A null that resets a field whose default is a setting (not renotify's: its null
+            # means never) gives the setting's value.
+            for name, default in self._defaults.items():
+                if name not in values and patch_null_is_default(name):
+                    values[name] = default
+            data = SiteIn.model_validate(values)
             now = self._clock.now_ms()
+            quiet = muted(data, now)  # no message of pausing or resuming either
             pausing = data.paused and not site.paused
             if pausing:  # from now on, a check in flight records nothing
                 self._monitor.pause(site_id)
@@ -84,10 +101,12 @@ class Sites:
                     site_id,
                     data,
                     now=now,
-                    paused_message=json.dumps(build_payload(paused_event(data, now, paused=True))),
-                    resumed_message=json.dumps(
-                        build_payload(paused_event(data, now, paused=False))
-                    ),
+                    paused_message=None
+                    if quiet
+                    else json.dumps(build_payload(paused_event(data, now, paused=True))),
+                    resumed_message=None
+                    if quiet
+                    else json.dumps(build_payload(paused_event(data, now, paused=False))),
                 )
             except BaseException:
                 if pausing:
@@ -101,7 +120,9 @@ class Sites:
         async with self._one_at_a_time(site_id):
             site = await self._store.get_site(site_id, latest=True)
             now = self._clock.now_ms()
-            farewell = json.dumps(build_payload(ended_event(site, now)))
+            farewell = (
+                None if muted(site, now) else json.dumps(build_payload(ended_event(site, now)))
+            )
             await self._store.delete_site(site.id, farewell=farewell, now=now)
             self._scheduler.unschedule(site.id)
             self._monitor.remove(site.id)

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from uptimed.api.openapi import Link, operation
 from uptimed.api.validation import BadRequest, first_error, parse_body, parse_query, path_id
-from uptimed.app_keys import SITES, STORE
+from uptimed.app_keys import CLOCK, SITES, STORE
 from uptimed.models import Detail, SiteId, SiteIn, SitePatch, SiteQuery, SiteView
 
 routes = web.RouteTableDef()
@@ -40,14 +40,17 @@ async def create_site(request: web.Request) -> web.Response:
 async def list_sites(request: web.Request) -> web.Response:
     """A paused site keeps the status it had when it was paused."""
     query = parse_query(request, SiteQuery)
-    sites = await request.app[STORE].list_site_views(status=query.status, paused=query.paused)
+    sites = await request.app[STORE].list_site_views(
+        now=request.app[CLOCK].now_ms(), status=query.status, paused=query.paused
+    )
     return web.json_response([s.model_dump(mode="json") for s in sites])
 
 
 @routes.get("/sites/{id}")
 @operation("Get one site", tags=["sites"], path={"id": SiteId}, response=SiteView)
 async def get_site(request: web.Request) -> web.Response:
-    return _answer(await request.app[STORE].get_site_view(path_id(request)))
+    store, now = request.app[STORE], request.app[CLOCK].now_ms()
+    return _answer(await store.get_site_view(path_id(request), now=now))
 
 
 @routes.patch("/sites/{id}")
@@ -63,7 +66,8 @@ async def update_site(request: web.Request) -> web.Response:
         await request.app[SITES].update(site_id, patch)
     except ValidationError as e:
         raise BadRequest(first_error(e)) from None
-    return _answer(await request.app[STORE].get_site_view(site_id, latest=True))
+    store, now = request.app[STORE], request.app[CLOCK].now_ms()
+    return _answer(await store.get_site_view(site_id, now=now, latest=True))
 
 
 @routes.delete("/sites/{id}")

@@ -60,16 +60,20 @@ class HistoryQueries(Connection):
         transaction; False, writing nothing, when the site was deleted or paused meanwhile.
 
         ``state`` is the status after the check. A DOWN transition opens an incident, an UP
-        one closes it. ``message`` (a JSON payload) is queued in the outbox for each webhook of
-        the site; ``sent``: webhook URLs it already went to from memory (the transition could
-        not be written then, see ``notify.unwritten``), written as delivered at ``now``.
+        one closes it. ``message`` (a JSON payload; None while alerts are muted) is queued in
+        the outbox for each webhook of the site; ``sent``: webhook URLs it already went to
+        from memory (the transition could not be written then, see ``notify.unwritten``),
+        written as delivered at ``now``.
         """
         async with self.transaction() as db:
             # A site paused meanwhile changes no more: its webhooks were told it is paused.
+            # told_status: the status its webhooks were last told (not when a mute held the
+            # message back: they are told when it ends).
             cur = await db.execute(
-                "UPDATE sites SET status = ?, status_since = ?, last_checked = ?"
-                " WHERE id = ? AND paused = 0",
-                (state.status, state.since, result.checked_at, site_id),
+                "UPDATE sites SET status = ?1, status_since = ?2, last_checked = ?3,"
+                " told_status = CASE WHEN ?5 THEN ?1 ELSE told_status END"
+                " WHERE id = ?4 AND paused = 0",
+                (state.status, state.since, result.checked_at, site_id, message is not None),
             )
             if cur.rowcount == 0:
                 return False

@@ -226,6 +226,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX pauses_site ON pauses (site_id, started_at);
     """,
+    # 7 -> 8: TCP checks (tls), when a state changes and who hears of it (thresholds, retry
+    # interval, reminders, certificate warnings, mutes); the certificate the site's latest TLS
+    # check saw and the lowest warning threshold sent for it; the status its webhooks were
+    # last told (a mute holds messages back: the sites_untold index finds the sites to tell
+    # when it ends); when an open incident was last reminded of.
+    """
+    ALTER TABLE sites ADD COLUMN tls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sites ADD COLUMN failure_threshold INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE sites ADD COLUMN success_threshold INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE sites ADD COLUMN retry_interval_seconds INTEGER;
+    ALTER TABLE sites ADD COLUMN renotify_every_seconds INTEGER;
+    ALTER TABLE sites ADD COLUMN tls_expiry_warn_days TEXT NOT NULL DEFAULT '[14, 7, 3, 1]';
+    ALTER TABLE sites ADD COLUMN alerts_muted_until INTEGER;
+    ALTER TABLE sites ADD COLUMN tls_subject TEXT;
+    ALTER TABLE sites ADD COLUMN tls_issuer TEXT;
+    ALTER TABLE sites ADD COLUMN tls_expires_at INTEGER;
+    ALTER TABLE sites ADD COLUMN tls_warned_days INTEGER;
+    ALTER TABLE sites ADD COLUMN told_status TEXT NOT NULL DEFAULT 'INITIAL';
+    UPDATE sites SET told_status = status;
+    CREATE INDEX sites_untold ON sites (id) WHERE told_status <> status;
+    ALTER TABLE incidents ADD COLUMN reminded_at INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

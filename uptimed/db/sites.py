@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar, get_args
 
 import aiosqlite
@@ -22,22 +23,25 @@ from uptimed.db.history import INSERT_HISTORY
 from uptimed.db.outbox import queue_messages
 from uptimed.db.schema import STATUS_CODES
 from uptimed.fields import HttpMethod
-from uptimed.models import Site, SiteIn, SiteState, SiteView, Status
+from uptimed.models import Site, SiteIn, SiteState, SiteView, Status, TlsCertificate
 
 T = TypeVar("T")
 
 # A site's settings, in the order of models.SiteIn; JSON_COLUMNS hold JSON text, BOOL_COLUMNS
 # 0/1 (keep_alive may be NULL: the global setting).
 WRITABLE = tuple(SiteIn.model_fields)
-JSON_COLUMNS = frozenset({"headers", "accepted_status_codes", "json_expected"})
-BOOL_COLUMNS = ("keep_alive", "paused", "follow_redirects", "verify_tls")
+JSON_COLUMNS = frozenset(
+    {"headers", "accepted_status_codes", "json_expected", "tls_expiry_warn_days"}
+)
+BOOL_COLUMNS = ("keep_alive", "paused", "follow_redirects", "verify_tls", "tls")
 SITE_COLUMNS = ", ".join(("id", "created_at", *WRITABLE))
 # The read-only status of a site beside its settings (models.SiteView): the latest history
 # row, found by the (site, time) key, is the last check unless it is the INITIAL row.
 VIEW_SELECT = (
     f"SELECT {', '.join(f's.{c}' for c in SITE_COLUMNS.split(', '))},"
     " s.status, s.status_since, h.status AS last_code, h.checked_at AS last_checked,"
-    " h.response_time_ms AS last_response_time_ms, h.reason AS last_reason"
+    " h.response_time_ms AS last_response_time_ms, h.reason AS last_reason,"
+    " s.tls_subject, s.tls_issuer, s.tls_expires_at"
     " FROM sites s LEFT JOIN history h ON h.site_id = s.id"
     "  AND h.checked_at = (SELECT max(checked_at) FROM history WHERE site_id = s.id)"
 )
@@ -54,8 +58,11 @@ VIEW_FIELDS = set(SiteView.model_fields)
 # One empty dict for every site without headers: a frozen Site's dict is never changed, and
 # 100,000 sites would otherwise hold 100,000 of them.
 _NO_HEADERS: dict[str, str] = {}
-# Likewise one string per method, not one per site read.
+# Likewise one string per method, not one per site read, and one list per set of warning
+# thresholds (most sites have the default).
 _METHODS = {method: method for method in get_args(HttpMethod)}
+_WARN_DAYS: dict[str, list[int]] = {}
+DAY_MS = 86_400_000
 SELECT_SITE = f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?"
 _START_PAUSE = "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)"
 
@@ -65,9 +72,13 @@ def _settings(row: sqlite3.Row) -> dict[str, Any]:
     for name in BOOL_COLUMNS:
         if data[name] is not None:
             data[name] = bool(data[name])
-    for name in JSON_COLUMNS:
+    warn_days = data.pop("tls_expiry_warn_days")
+    for name in JSON_COLUMNS - {"tls_expiry_warn_days"}:
         if data[name] is not None:
             data[name] = json.loads(data[name])
+    if (shared := _WARN_DAYS.get(warn_days)) is None:
+        shared = _WARN_DAYS.setdefault(warn_days, json.loads(warn_days))
+    data["tls_expiry_warn_days"] = shared
     data["headers"] = data["headers"] or _NO_HEADERS
     data["method"] = _METHODS.get(data["method"], data["method"])
     return data
@@ -85,8 +96,17 @@ def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
     return Site.model_construct(SITE_FIELDS, **fields, id=site_id, created_at=created_at)
 
 
-def view_from_row(row: sqlite3.Row) -> SiteView:
+def view_from_row(row: sqlite3.Row, now: int) -> SiteView:
+    """``now`` (epoch ms) counts the certificate's days left."""
     data = _settings(row)
+    expires = row["tls_expires_at"]
+    if expires is not None:
+        data["tls_certificate"] = TlsCertificate(
+            subject=row["tls_subject"],
+            issuer=row["tls_issuer"],
+            expires_at=expires,
+            days_left=(expires - now) // DAY_MS,
+        )
     checked = row["last_code"] not in (None, STATUS_CODES[Status.INITIAL])
     data.update(
         status=Status(row["status"]),
@@ -173,7 +193,7 @@ class SiteQueries(Connection):
         return out
 
     async def list_site_views(
-        self, *, status: Status | None = None, paused: bool | None = None
+        self, *, now: int, status: Status | None = None, paused: bool | None = None
     ) -> list[SiteView]:
         """Every site with its status, optionally only those with ``status`` / ``paused``."""
         where: list[str] = []
@@ -185,12 +205,12 @@ class SiteQueries(Connection):
             where.append("s.paused = ?")
             args.append(int(paused))
         sql = f"{VIEW_SELECT} {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY s.id"
-        return await self._every(sql, args, view_from_row)
+        return await self._every(sql, args, lambda row: view_from_row(row, now))
 
-    async def get_site_view(self, site_id: int, *, latest: bool = False) -> SiteView:
+    async def get_site_view(self, site_id: int, *, now: int, latest: bool = False) -> SiteView:
         """``latest``: as committed now (after a change), not as the reader's snapshot."""
         row = await self._site_row(f"{VIEW_SELECT} WHERE s.id = ?", site_id, latest=latest)
-        return view_from_row(row)
+        return view_from_row(row, now)
 
     async def site_ids(self) -> list[int]:
         async with self._reader.execute("SELECT id FROM sites") as cur:
@@ -233,18 +253,46 @@ class SiteQueries(Connection):
         return Status(row[0]) if row else Status.INITIAL
 
     async def site_states(self) -> dict[int, tuple[SiteState, int | None]]:
-        """Each site's current status, and when it was last checked (None: never, or no row
-        kept). The INITIAL row is not a check: a site never checked is due at once."""
+        """Each site's current state, and when it was last checked (None: never, or no row
+        kept). The INITIAL row is not a check: a site never checked is due at once.
+
+        A state's ``streak`` (checks towards a threshold) is not stored: it is the run of
+        latest rows whose status differs from the site's, counted here for the few sites
+        whose latest row does."""
         async with self._conn.execute(
             "SELECT id, status, status_since,"
             " (SELECT max(checked_at) FROM history h"
             "  WHERE h.site_id = s.id AND h.status <> 0) AS last_checked,"
-            " (SELECT reason FROM incidents i WHERE i.site_id = s.id AND i.ended_at IS NULL)"
+            " (SELECT reason FROM incidents i WHERE i.site_id = s.id AND i.ended_at IS NULL),"
+            " (SELECT status FROM history h WHERE h.site_id = s.id"
+            "  ORDER BY checked_at DESC LIMIT 1) AS latest"
             " FROM sites s"
         ) as cur:
             states: dict[int, tuple[SiteState, int | None]] = {}
+            counting: list[int] = []
             while batch := await cur.fetchmany(FETCH_CHUNK):
-                for site_id, status, since, last, reason in batch:
+                for site_id, status, since, last, reason, latest in batch:
                     states[site_id] = (SiteState(Status(status), since, reason), last)
+                    if latest not in (None, 0, STATUS_CODES[Status(status)]):
+                        counting.append(site_id)
                 await asyncio.sleep(0)
-            return states
+        for site_id in counting:
+            state, last = states[site_id]
+            states[site_id] = (replace(state, streak=await self._streak(site_id, state)), last)
+        return states
+
+    async def _streak(self, site_id: int, state: SiteState) -> int:
+        """The latest rows in a row that disagree with ``state`` (at most the largest
+        threshold, 10), since it began."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT status FROM history WHERE site_id = ? AND checked_at > ?"
+            " ORDER BY checked_at DESC LIMIT 10",
+            (site_id, state.since),
+        )
+        own = STATUS_CODES[state.status]
+        streak = 0
+        for (status,) in rows:
+            if status in (own, 0):
+                break
+            streak += 1
+        return streak

@@ -1,9 +1,9 @@
 """The store: all SQL of uptimed, in plain text, one module per thing stored.
 
 ``Store`` is the connection (``connection.py``: opening, migrations, transactions) with the
-queries of each: ``sites.py``, ``history.py`` (checks, transitions, incidents), ``webhooks.py``
-and ``outbox.py``. Reports for the API are in ``reports.py``, rollups and pruning in
-``maintenance.py``.
+queries of each: ``sites.py``, ``history.py`` (checks, transitions, incidents), ``webhooks.py``,
+``outbox.py`` and ``alerts.py`` (reminders, mute ends, certificates). Reports for the API are
+in ``reports.py``, rollups and pruning in ``maintenance.py``.
 
 Errors: ``NotFound`` (a site or webhook id that does not exist); ``DatabaseUnavailable`` (at
 ``open``: a path, file or directory that cannot hold a writable database, one line with the
@@ -12,10 +12,11 @@ reason); anything else is a bug or a broken disk and propagates.
 
 from __future__ import annotations
 
+from uptimed.db.alerts import AlertQueries
 from uptimed.db.history import HistoryQueries
 from uptimed.db.outbox import OutboxQueries
 from uptimed.db.webhooks import WebhookQueries
 
 
-class Store(WebhookQueries, HistoryQueries, OutboxQueries):
+class Store(WebhookQueries, HistoryQueries, OutboxQueries, AlertQueries):
     """Owns the connections; create with ``await Store.open(path)``, end with ``close()``."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+import aiosqlite
+
+from uptimed.alerting import muted
 from uptimed.db.connection import (
     HISTORY_SELECT,
     NotFound,
@@ -65,12 +68,20 @@ class WebhookQueries(SiteQueries):
             pending = 0
             site = site_from_row(site_row)
             status = await self.site_status(db, site.id)
-            if greeting is not None and status is not Status.INITIAL:
+            if greeting is not None and status is not Status.INITIAL and not muted(site, now):
                 async with db.execute(
                     f"{HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at DESC LIMIT 1",
                     (data.site_id,),
                 ) as cur:
                     latest = history_row(await cur.fetchone())  # type: ignore[arg-type]
+                if latest.status is not status:  # a check counted towards a threshold
+                    latest = HistoryRow(
+                        status=status,
+                        response_time_ms=None,
+                        last_checked=latest.last_checked,
+                        last_status_change=latest.last_status_change,
+                        reason=await self._open_reason(db, site.id),
+                    )
                 await db.execute(
                     "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
                     " VALUES (?, ?, ?, ?, ?)",
@@ -86,6 +97,13 @@ class WebhookQueries(SiteQueries):
             last_error_at=None,
             pending=pending,
         )
+
+    @staticmethod
+    async def _open_reason(db: aiosqlite.Connection, site_id: int) -> str | None:
+        row = await fetch_one(
+            db, "SELECT reason FROM incidents WHERE site_id = ? AND ended_at IS NULL", (site_id,)
+        )
+        return None if row is None else row[0]
 
     async def list_webhooks(self, site_id: int | None = None) -> list[Webhook]:
         if site_id is None:

@@ -41,6 +41,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -48,12 +49,14 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from uptimed import __version__
+from uptimed.fields import is_tcp, tcp_address
 from uptimed.models import Event, EventKind, Status, iso_ms
 from uptimed.notify import DEFAULT_TIMEOUT, Delivery, NotifyError
 
 RED = 0xE74C3C
 GREEN = 0x2ECC71
 GREY = 0x95A5A6
+ORANGE = 0xE67E22
 
 USERNAME = "uptimed"  # must not contain "discord" or "clyde"
 FOOTER = "uptimed"
@@ -103,6 +106,10 @@ def build_payload(event: Event) -> dict[str, Any]:
         embed["description"] = "uptimed does not check this site until it is resumed."
     elif event.kind is EventKind.RESUMED:
         embed["description"] = "uptimed checks this site again; its next check runs now."
+    elif event.kind is EventKind.CERTIFICATE and event.certificate is not None:
+        embed["description"] = _certificate_sentence(event)
+    elif event.kind is EventKind.UNMUTED:
+        embed["description"] = "Alerts were muted; this is the status now."
     if link := _embed_url(event.site_url):
         embed["url"] = link
     # Worst case (every input at its cap) is about 2,400 of the 6,000 units allowed across
@@ -139,14 +146,25 @@ def _headline(event: Event) -> tuple[str, str, int]:
             return "⏸️ Monitoring paused: ", "", GREY
         case EventKind.RESUMED, _:
             return "▶️ Monitoring resumed: ", "", GREY
+        case EventKind.REMINDER, _:
+            since = event.down_since if event.down_since is not None else event.at
+            return "🔴 ", f" is still DOWN (for {format_duration(event.at - since)})", RED
+        case EventKind.CERTIFICATE, _:
+            return "🟠 Certificate of ", f" {_expiry_phrase(event.days_left or 0)}", ORANGE
+        case EventKind.UNMUTED, Status.DOWN:
+            return "🔴 Alerts unmuted: ", " is DOWN", RED
+        case EventKind.UNMUTED, Status.UP:
+            return "🟢 Alerts unmuted: ", " is UP", GREEN
+        case EventKind.UNMUTED, _:
+            return "⚪ Alerts unmuted: ", "", GREY
         case _:
             return "🔔 Test message for ", "", GREY
 
 
 def _fields(event: Event) -> list[dict[str, Any]]:
     fields = [_field("URL", _url_text(event.site_url))]
-    is_down = event.kind is EventKind.DOWN or (
-        event.kind is EventKind.STARTED and event.status is Status.DOWN
+    is_down = event.kind in (EventKind.DOWN, EventKind.REMINDER) or (
+        event.kind in (EventKind.STARTED, EventKind.UNMUTED) and event.status is Status.DOWN
     )
     if is_down:
         fields.append(_field("Reason", _text(event.reason, FIELD_VALUE_MAX, "unknown")))
@@ -154,13 +172,46 @@ def _fields(event: Event) -> list[dict[str, Any]]:
         fields.append(_field("Outage", _text(event.reason, FIELD_VALUE_MAX, "unknown")))
     if event.response_time_ms is not None:
         fields.append(_field("Response time", f"{event.response_time_ms} ms", inline=True))
-    if event.kind in (EventKind.DOWN, EventKind.UP) and event.down_since is not None:
+    if event.down_since is not None and event.kind is not EventKind.STARTED:
         # Discord renders <t:…:f> in each reader's own time zone.
         fields.append(_field("Down since", f"<t:{event.down_since // 1000}:f>", inline=True))
         if event.kind is EventKind.UP:
             downtime = format_duration(event.at - event.down_since)
             fields.append(_field("Downtime", downtime, inline=True))
+    if event.checks > 1 and event.kind in (EventKind.DOWN, EventKind.UP):
+        what = "failed" if event.kind is EventKind.DOWN else "good"
+        fields.append(_field("Confirmed by", f"{event.checks} {what} checks in a row", inline=True))
+    if event.kind is EventKind.CERTIFICATE and (cert := event.certificate) is not None:
+        fields.append(_field("Subject", _text(cert.subject, FIELD_VALUE_MAX, "(none)")))
+        fields.append(_field("Issuer", _text(cert.issuer, FIELD_VALUE_MAX, "(none)")))
+        fields.append(_field("Expires", f"<t:{cert.expires_at // 1000}:f>", inline=True))
     return fields
+
+
+def _expiry_phrase(days: int) -> str:
+    if days < 0:
+        return "has expired"
+    if days == 0:
+        return "expires in less than a day"
+    return f"expires in {days} day{'s' if days != 1 else ''}"
+
+
+def _certificate_sentence(event: Event) -> str:
+    """ "Certificate of example.com expires in 6 days (6 December 2026 10:00 UTC)." """
+    assert event.certificate is not None
+    expires = datetime.fromtimestamp(event.certificate.expires_at / 1000, tz=UTC)
+    when = f"{expires.day} {expires:%B %Y %H:%M} UTC"
+    host = _text(_host(event.site_url), 300, "the site", start=False)
+    return f"Certificate of {host} {_expiry_phrase(event.days_left or 0)} ({when})."
+
+
+def _host(site_url: str) -> str:
+    if is_tcp(site_url):
+        return tcp_address(site_url)[0]
+    try:
+        return URL(site_url).host or site_url
+    except (ValueError, TypeError):
+        return site_url
 
 
 def _field(name: str, value: str, *, inline: bool = False) -> dict[str, Any]:

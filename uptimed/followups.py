@@ -1,0 +1,37 @@
+"""Messages that come due with time rather than with a check: a reminder while a site stays
+DOWN (``renotify_every_seconds``), and the status a mute kept quiet once it ends
+(``alerts_muted_until``). The store says what is due, from the database, so a restart neither
+skips nor doubles one; each is queued in the transaction that notes it sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from uptimed.alerting import reminder_event, unmuted_event
+from uptimed.clock import Clock
+from uptimed.db import Store
+from uptimed.notify.discord import build_payload
+
+
+class Followups:
+    """``run`` is the scheduler's periodic job (every few seconds)."""
+
+    def __init__(self, store: Store, *, clock: Clock, wake: Callable[[], None]) -> None:
+        self._store = store
+        self._clock = clock
+        self._wake = wake  # the outbox: a message was queued
+
+    async def run(self) -> int:
+        """Queue every due message; returns how many."""
+        now = self._clock.now_ms()
+        queued = 0
+        for due in await self._store.due_reminders(now):
+            event = reminder_event(due.site, due.down_since, due.reason, now)
+            queued += await self._store.record_reminder(due, json.dumps(build_payload(event)), now)
+        for untold in await self._store.untold(now):
+            event = unmuted_event(untold.site, untold.state, now)
+            queued += await self._store.record_told(untold, json.dumps(build_payload(event)), now)
+        if queued:
+            self._wake()
+        return queued
