@@ -4,6 +4,9 @@ A site without body assertions has its body read and dropped up to ``BODY_CAP_BY
 timing covers the whole answer at no cost beyond today's; a site with them keeps up to
 ``BODY_ASSERT_CAP`` and decodes it with the answer's charset (UTF-8 when there is none or
 Python does not know it; undecodable bytes become U+FFFD).
+
+An https answer carries the leaf certificate of its connection (``tls.py``), read whether or
+not it was verified; a plain http answer is one of the shared ``_BARE`` answers, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import aiohttp
 
 from uptimed.checks.answer import Answer
 from uptimed.checks.errors import MAX_REDIRECTS, Failure, LocalFault, local_fault, reason, transient
-from uptimed.models import Site
+from uptimed.checks.tls import leaf_certificate
+from uptimed.models import Certificate, Site
 
 BODY_CAP_BYTES = 256 * 1024
 BODY_ASSERT_CAP = 1024 * 1024
@@ -41,6 +45,8 @@ async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> A
             allow_redirects=site.follow_redirects,
             ssl=site.verify_tls,  # False: any certificate is accepted
         ) as resp:
+            # Read now: the connection is released (resp.connection None) with the body.
+            certificate = _certificate(resp) if resp.url.scheme == "https" else None
             if (
                 site.body_contains is None
                 and site.body_not_contains is None
@@ -52,8 +58,11 @@ async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> A
                     read += len(chunk)
                     if read >= BODY_CAP_BYTES:
                         break
-                return _BARE.get(resp.status) or Answer(resp.status)
-            return Answer(resp.status, _decode(await _read_capped(resp), resp.charset))
+                if certificate is None:
+                    return _BARE.get(resp.status) or Answer(resp.status)
+                return Answer(resp.status, None, certificate)
+            text = _decode(await _read_capped(resp), resp.charset)
+            return Answer(resp.status, text, certificate)
     except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
         raise transient(e, timeout) from e
     except (aiohttp.ClientError, ssl.SSLError, ValueError) as e:
@@ -63,6 +72,15 @@ async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> A
         if local := local_fault(e):
             raise LocalFault(local) from e
         raise
+
+
+def _certificate(resp: aiohttp.ClientResponse) -> Certificate | None:
+    """The leaf certificate of the connection that gave the final answer (after redirects)."""
+    connection = resp.connection
+    transport = None if connection is None else connection.transport
+    if transport is None:
+        return None
+    return leaf_certificate(transport.get_extra_info("ssl_object"))
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
