@@ -44,6 +44,7 @@ from uptimed.app_keys import (
     STORE,
     UNWRITTEN,
 )
+from uptimed.checks.http import TlsResponse
 from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.connector import CheckConnector
@@ -100,6 +101,7 @@ def _check_session(*, keep_alive: bool) -> aiohttp.ClientSession:
         connector=connector,
         headers={"User-Agent": f"uptimed/{__version__}"},
         cookie_jar=aiohttp.DummyCookieJar(),
+        response_class=TlsResponse,  # https answers carry their certificate
     )
 
 

@@ -3,11 +3,12 @@ site.
 
 How a kind of check plugs in: a probe (``answer.Probe``) is one async function
 ``probe(session, site, timeout) -> Answer`` that makes one try, in one module of this package
-(``http.py`` today; ``tcp.py`` and ``tls.py`` next). It raises ``errors.Failure`` when no
-usable answer came (with the reason text, written in ``errors.py`` for every kind) and
-``LocalFault`` when this host kept the try from being made. ``_probe_for`` picks a site's
-probe; ``check_site`` owns what is the same for every kind: the timing, the retries and the
-assertions (``assertions.py``) over the answer.
+(``http.py`` for http(s):// sites, ``tcp.py`` for tcp:// ones; ``tls.py`` reads the
+certificate either saw). It raises ``errors.Failure`` when no usable answer came (with the
+reason text, written in ``errors.py`` for every kind) and ``LocalFault`` when this host kept
+the try from being made. ``_probe_for`` picks a site's probe; ``check_site`` owns what is the
+same for every kind: the timing, the retries and the assertions (``assertions.py``) over the
+answer, and hands on the certificate an answer carries.
 
 Connection errors and timeouts are tried again (tenacity) before DOWN is believed, because a
 single lost SYN should not wake a team up. An answer that fails an assertion is an answer and
@@ -33,7 +34,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from uptimed.checks import http
+from uptimed.checks import http, tcp
 from uptimed.checks.answer import Answer, Probe
 from uptimed.checks.assertions import first_failure
 from uptimed.checks.errors import Failure, LocalFault
@@ -45,8 +46,8 @@ RETRY_WAIT = 0.2  # seconds before the first retry; doubles after, at most 1 s
 
 
 def _probe_for(site: Site) -> Probe:
-    """The one place a site's kind picks its probe: every site is HTTP(S) so far."""
-    return http.probe
+    """The one place a site's kind picks its probe."""
+    return tcp.probe if site.is_tcp else http.probe
 
 
 async def check_site(
@@ -98,6 +99,7 @@ async def check_site(
         response_time_ms=elapsed_ms,
         reason=reason,
         http_status=None if answer is None else answer.status,
+        certificate=None if answer is None else answer.certificate,
     )
 
 

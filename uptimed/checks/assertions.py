@@ -2,7 +2,8 @@
 
 They run after the answer came, so a failed assertion is an answer and never retried.
 ``first_failure`` tries them in a fixed order (status, body_contains, body_not_contains, JSON,
-slow) and returns the first reason, so a DOWN names one cause.
+slow) and returns the first reason, so a DOWN names one cause. A TCP answer has no status and
+no body: only the response time applies to it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ SHOWN_MAX = 100  # characters of a value a reason shows
 
 def first_failure(site: Site, answer: Answer, elapsed_ms: int) -> str | None:
     """Why ``answer`` (which took ``elapsed_ms``) makes ``site`` DOWN; None when it is UP."""
+    status = answer.status
+    if status is None:  # a TCP connection
+        return slow_failure(site, elapsed_ms)
     return (
-        status_failure(site, answer.status)
+        status_failure(site, status)
         or contains_failure(site, answer.text)
         or not_contains_failure(site, answer.text)
         or json_failure(site, answer.text)

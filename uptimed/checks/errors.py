@@ -3,7 +3,8 @@
 A probe turns the exceptions of its request into ``Failure`` (no usable answer; ``transient``
 ones are tried again) or ``LocalFault`` (this host, not the site, kept the check from being
 made), so that the reason texts users read ("connection refused", "timeout after 10s", ...)
-are written once.
+are written once: for aiohttp's errors (HTTP) and for the bare socket, ``ssl`` and asyncio
+errors they wrap (TCP) alike.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def reason(exc: BaseException, timeout: float) -> str:
         return f"TLS error: {getattr(exc, 'certificate_error', None) or exc}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc}"
+    if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError):
+        return _socket_reason(exc)
     if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc.os_error, ConnectionRefusedError):
             return "connection refused"
@@ -87,6 +90,15 @@ def reason(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"bad answer: {malformed(exc.message)}"
     return f"bad answer: {exc.__class__.__name__}"
+
+
+def _socket_reason(exc: OSError) -> str:
+    """A bare socket error (the TCP probe's, which no aiohttp wraps) in the HTTP probe's words."""
+    if isinstance(exc, socket.gaierror):
+        return "DNS lookup failed"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return f"connection failed: {exc.strerror or exc}"
 
 
 def malformed(message: str) -> str:

@@ -4,6 +4,10 @@ A site without body assertions has its body read and dropped up to ``BODY_CAP_BY
 timing covers the whole answer at no cost beyond today's; a site with them keeps up to
 ``BODY_ASSERT_CAP`` and decodes it with the answer's charset (UTF-8 when there is none or
 Python does not know it; undecodable bytes become U+FFFD).
+
+An https answer carries the leaf certificate of its connection (``tls.py``), read whether or
+not it was verified, when the session makes ``TlsResponse``s (as the app's check sessions do);
+a plain http answer is one of the shared ``_BARE`` answers, as before.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import ssl
 from functools import lru_cache
 
 import aiohttp
+from aiohttp.connector import Connection
 
 from uptimed.checks.answer import Answer
 from uptimed.checks.errors import MAX_REDIRECTS, Failure, LocalFault, local_fault, reason, transient
-from uptimed.models import Site
+from uptimed.checks.tls import leaf_certificate
+from uptimed.models import Certificate, Site
 
 BODY_CAP_BYTES = 256 * 1024
 BODY_ASSERT_CAP = 1024 * 1024
@@ -26,8 +32,29 @@ _BARE = {code: Answer(code) for code in range(100, 1000)}
 _NO_CONTENT_TYPE = ("Content-Type",)
 
 
+class TlsResponse(aiohttp.ClientResponse):
+    """A response that reads its connection's leaf certificate as it starts.
+
+    The probe cannot read it itself: a small answer is parsed whole inside ``start``, which
+    hands the connection back to the pool (``resp.connection`` is None, and with
+    ``force_close`` the transport is gone) before the probe sees the response. A session made
+    with ``response_class=TlsResponse`` gives each hop of a request its own, so the final
+    answer's is the certificate of the connection that gave it.
+    """
+
+    certificate: Certificate | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        if transport is not None:  # a plain transport has no ssl_object: one dict lookup
+            self.certificate = leaf_certificate(transport.get_extra_info("ssl_object"))
+        return await super().start(connection)
+
+
 async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> Answer:
-    """Send ``site``'s request; raise ``Failure`` or ``LocalFault`` when no answer came."""
+    """Send ``site``'s request; raise ``Failure`` or ``LocalFault`` when no answer came.
+
+    An https answer carries its certificate when ``session`` makes ``TlsResponse``s."""
     body = site.body
     try:
         async with session.request(
@@ -41,6 +68,7 @@ async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> A
             allow_redirects=site.follow_redirects,
             ssl=site.verify_tls,  # False: any certificate is accepted
         ) as resp:
+            certificate = resp.certificate if isinstance(resp, TlsResponse) else None
             if (
                 site.body_contains is None
                 and site.body_not_contains is None
@@ -52,8 +80,11 @@ async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> A
                     read += len(chunk)
                     if read >= BODY_CAP_BYTES:
                         break
-                return _BARE.get(resp.status) or Answer(resp.status)
-            return Answer(resp.status, _decode(await _read_capped(resp), resp.charset))
+                if certificate is None:
+                    return _BARE.get(resp.status) or Answer(resp.status)
+                return Answer(resp.status, None, certificate)
+            text = _decode(await _read_capped(resp), resp.charset)
+            return Answer(resp.status, text, certificate)
     except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
         raise transient(e, timeout) from e
     except (aiohttp.ClientError, ssl.SSLError, ValueError) as e:
