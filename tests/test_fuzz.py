@@ -159,6 +159,8 @@ def keep_on_loopback(case: schemathesis.Case, api: FuzzedApi) -> None:
     for name, value in accepted.model_dump().items():
         if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
             case.body[name] = api.target
+        elif isinstance(value, str) and value.lower().startswith("tcp://"):
+            case.body[name] = f"tcp://{LOOPBACK}:{URL(api.target).port}"
     model.model_validate(case.body)  # still accepted: the case keeps testing the happy path
 
 
@@ -182,6 +184,11 @@ SCHEMA_CANNOT_SAY = (
     "Field 'headers': header ",  # given twice; Content-Length/Transfer-Encoding
     "a range must run upwards",
     "a HEAD answer has no body",
+    "must be at most check_interval_seconds",  # retry_interval_seconds
+    "applies to http(s):// sites only",  # an HTTP field on a tcp:// site
+    "applies to tcp:// sites only",  # tls on an http(s) site
+    # RFC 3339 has leap seconds and the year 0, which no date type of Python has
+    "Field 'alerts_muted_until': must be an ISO 8601 time",
 )
 
 

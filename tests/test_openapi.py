@@ -183,7 +183,10 @@ def test_request_bodies_and_examples_come_from_the_models(settings: Settings) ->
     }
     site_in = spec["components"]["schemas"]["SiteIn"]
     assert site_in["required"] == ["url", "name"]
-    assert site_in["properties"]["url"]["examples"] == ["https://example.com/health"]
+    assert site_in["properties"]["url"]["examples"] == [
+        "https://example.com/health",
+        "tcp://mail.example.com:465",
+    ]
     assert site_in["properties"]["check_interval_seconds"] | {"title": None} == {
         "default": 300,
         "minimum": 1,

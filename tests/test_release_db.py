@@ -51,7 +51,7 @@ async def test_a_database_of_release_0_1_opens_with_everything_in_it(tmp_path: P
             for name in set(SiteIn.model_fields) - FIELDS_OF_0_1:
                 default = SiteIn.model_fields[name].get_default(call_default_factory=True)
                 assert getattr(site, name) == default, name
-        views = await store.list_site_views()
+        views = await store.list_site_views(now=T0 * 2)
         assert [(v.id, v.status, v.paused) for v in views] == [
             (shop.id, Status.UP, False),
             (blog.id, Status.DOWN, False),

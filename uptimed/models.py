@@ -22,6 +22,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     create_model,
@@ -69,23 +71,27 @@ Timestamp = Annotated[
 ]
 
 
+_DATETIME = TypeAdapter(datetime)
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time iso_ms can write
+
+
 def _instant(value: Any, info: ValidationInfo) -> int:
-    """An ISO 8601 time (no zone: UTC) from a request; epoch ms as the store hands it back."""
+    """An RFC 3339 time (no zone: UTC) from a request; epoch ms as the store hands it back.
+    Times before 1970 mean the same as 1970 (the past), and after 9999 as 9999."""
     if isinstance(value, int) and not isinstance(value, bool) and info.mode == "python":
         return value
-    rule = "must be an ISO 8601 time like 2026-12-06T10:00:00Z"
     if not isinstance(value, str):
-        raise PydanticCustomError("instant", rule)
+        raise PydanticCustomError("instant", _INSTANT_RULE)
     try:
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ms = int(moment.timestamp() * 1000)
-    except (ValueError, OverflowError):
-        raise PydanticCustomError("instant", rule) from None
-    if ms < 0:
-        raise PydanticCustomError("instant", "must be after 1970")
-    return ms
+        moment = _DATETIME.validate_strings(value)
+    except ValidationError:
+        raise PydanticCustomError("instant", _INSTANT_RULE) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(int(moment.timestamp() * 1000), 0), _LAST_MS)
+
+
+_INSTANT_RULE = "must be an ISO 8601 time like 2026-12-06T10:00:00Z"
 
 
 # A time a request sets: ISO 8601 on the wire both ways, epoch ms inside.
