@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from uptimed.models import Site
-from uptimed.scheduler import first_run_at
+from uptimed.scheduler import GridTrigger, first_run_at
 
 NOW = datetime(2025, 2, 15, 6, 30, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -37,3 +37,24 @@ def test_overdue_or_unknown_sites_are_spread_within_their_interval(last: int | N
         # Spread, not bunched: every tenth of the window holds some first checks.
         buckets = {int(o / window * 10) for o in offsets}
         assert buckets == set(range(10))
+
+
+def test_the_grid_holds_after_a_retry_and_a_long_gap_is_skipped_in_one_step() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trigger = GridTrigger(seconds=300, start_date=start, timezone=UTC)
+    at = start.__add__
+    # a retry 20 s after a grid point is followed by the next grid point, not by retry + 300 s
+    retry = at(timedelta(seconds=320))
+    assert trigger.get_next_fire_time(retry, retry) == at(timedelta(seconds=600))
+    on_grid = at(timedelta(seconds=600))
+    assert trigger.get_next_fire_time(on_grid, on_grid) == at(timedelta(seconds=900))
+    # a day without runs (a suspended VM): the last point missed, then the next; no 288 steps
+    later = at(timedelta(days=1, seconds=10))
+    assert trigger.get_next_fire_time(on_grid, later) == at(timedelta(days=1))
+    assert trigger.get_next_fire_time(at(timedelta(days=1)), later) == at(
+        timedelta(days=1, seconds=300)
+    )
+    # grid points of a fractional sum are not mistaken for the one before (float error)
+    tenth = GridTrigger(seconds=1, start_date=start, timezone=UTC)
+    point = at(timedelta(seconds=3))
+    assert tenth.get_next_fire_time(point, point) == at(timedelta(seconds=4))

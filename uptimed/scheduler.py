@@ -55,7 +55,11 @@ def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread:
 class GridTrigger(IntervalTrigger):
     """An interval trigger that stays on its grid (``start_date + k * interval``) also after a
     run was moved off it: a retry while failures are counted (``retry_interval_seconds``) is
-    followed by the grid's next point, not by a run one interval after the retry."""
+    followed by the grid's next point, not by a run one interval after the retry.
+
+    After a long gap (a suspended VM) it skips to the grid's last point before ``now``:
+    APScheduler asks for every missed run before coalescing them into one, which for a day
+    of a 1-second site was 86,400 calls per site in one go of the event loop."""
 
     __slots__ = ()
 
@@ -64,8 +68,9 @@ class GridTrigger(IntervalTrigger):
             return super().get_next_fire_time(previous_fire_time, now)  # type: ignore[no-any-return]
         start, length = self.start_date.timestamp(), self.interval_length
         # The tiny slack keeps float error from putting a grid point just before itself.
-        points = math.floor((previous_fire_time.timestamp() - start) / length + 1e-6) + 1
-        return datetime.fromtimestamp(start + points * length, tz=self.timezone)
+        after = math.floor((previous_fire_time.timestamp() - start) / length + 1e-6) + 1
+        missed = math.floor((now.timestamp() - start) / length + 1e-6)  # the last one <= now
+        return datetime.fromtimestamp(start + max(after, missed) * length, tz=self.timezone)
 
 
 TICK_SECONDS = 0.01
