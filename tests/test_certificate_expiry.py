@@ -171,3 +171,44 @@ async def test_warnings_off_and_an_expired_certificate_verified_is_down(
     got = await eventually(down)
     assert got["last_reason"].startswith("TLS error")
     assert got["tls_certificate"] is None
+
+
+async def test_a_kept_alive_site_reads_its_certificate_on_a_fresh_connection_once_an_hour(
+    start_app: AppClient, settings: Settings, tls: TlsTarget
+) -> None:
+    manual = ManualClock(wall=EXPIRES.timestamp() - 100 * DAY)
+    client = await start_app(settings, manual.clock())
+    resp = await client.post(
+        "/sites",
+        json={
+            "name": "Shop",
+            "url": f"https://127.0.0.1:{tls.port}/shop",
+            "verify_tls": False,
+            "keep_alive": True,
+            "check_interval_seconds": 1,
+        },
+    )
+    site = await resp.json()
+
+    async def expires_at() -> str | None:
+        got = await (await client.get(f"/sites/{site['id']}")).json()
+        return None if got["tls_certificate"] is None else got["tls_certificate"]["expires_at"]
+
+    assert await eventually(expires_at) == "2031-03-04T05:06:07.000Z"
+    tls.serve(EXPIRES + dt.timedelta(days=90))  # renewed: new handshakes get the new one
+    hits = len(await tls.target.wait_hits("/shop", 4))
+    ports = [h[2]["X-Peer-Port"] for h in tls.target.hits]
+    # the first check connected afresh (and closed), the others reuse one kept-alive connection
+    assert ports[0] != ports[1] and len(set(ports[1:])) == 1, ports
+    assert await expires_at() == "2031-03-04T05:06:07.000Z"  # that connection's handshake
+
+    manual.advance(3601)
+    await eventually(lambda: _is(expires_at, "2031-06-02T05:06:07.000Z"))
+    seen = len(await tls.target.wait_hits("/shop", len(tls.target.hits) + 1))
+    later = [h[2]["X-Peer-Port"] for h in tls.target.hits[hits:seen]]
+    # one fresh connection, then the kept-alive one again
+    assert len([p for p in later if p not in ports]) == 1 and later[-1] == ports[1], later
+
+
+async def _is(read: Callable[[], Awaitable[object]], value: object) -> bool:
+    return await read() == value

@@ -157,6 +157,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         append_unchanged=not settings.optimisation,
         flush_seconds=settings.history_flush_seconds,
         clock=app[CLOCK].now,
+        monotonic=app[CLOCK].monotonic,
         on_message=app[DISPATCHER].wake,
         health=app[HEALTH],
         unwritten=app[UNWRITTEN],

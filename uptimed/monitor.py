@@ -87,11 +87,13 @@ class Monitor:
         append_unchanged: bool,
         flush_seconds: float = 0.1,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         on_message: Callable[[], None] = lambda: None,
         health: Health | None = None,
         unwritten: UnwrittenAlerts | None = None,
     ) -> None:
         self._store = store
+        self._monotonic = monotonic
         self._health = health or Health()
         self._batcher = CheckBatcher(
             store,
@@ -184,10 +186,11 @@ class Monitor:
 
     async def _check_and_record(self, site: Site) -> None:
         self._checking.add(site.id)  # interrupt() may cancel it until the answer is in
+        session = self._session(site)
         try:
             async with self._semaphore:
                 result = await check_site(
-                    self._session(site),
+                    session,
                     site,
                     timeout=self._timeout,
                     retries=self._retries,
@@ -227,7 +230,9 @@ class Monitor:
             # Behind a held transition, or refused itself: kept, its alert sent from memory.
             if self._held or not await self._try_write(held):
                 await self._hold(held)
-        if result.certificate is not None:
+        # A kept-alive connection shows the certificate of its handshake, maybe hours ago:
+        # only a fresh one's is news (``_session`` makes one an hour).
+        if result.certificate is not None and session is self._sessions.fresh:
             await self.certificates.seen(
                 site, result.certificate, muted=muted(site, result.checked_at)
             )
@@ -251,11 +256,14 @@ class Monitor:
 
     def _session(self, site: Site) -> aiohttp.ClientSession:
         """The site's session; a kept-alive https site connects afresh once an hour, so that a
-        renewed certificate is seen although the connection would outlive it."""
+        renewed certificate is seen although the connection would outlive it. (A TCP check
+        connects afresh anyway: it has the fresh one.)"""
+        if site.is_tcp:
+            return self._sessions.fresh
         session = self._sessions.for_site(site)
         if session is self._sessions.fresh or site.url[:6].lower() != "https:":
             return session
-        now = time.monotonic()
+        now = self._monotonic()
         last = self._handshakes.get(site.id)
         if last is not None and now - last < HANDSHAKE_EVERY_SECONDS:
             return session
