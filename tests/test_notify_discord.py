@@ -27,11 +27,12 @@ from tests.fake_discord import (
     validate_body,
 )
 from uptimed import __version__
-from uptimed.models import Event, EventKind, Status
+from uptimed.models import Certificate, Event, EventKind, Status
 from uptimed.notify import NOTIFIERS, Delivery, DiscordNotifier, NotifyError
 from uptimed.notify.discord import (
     GREEN,
     GREY,
+    ORANGE,
     RED,
     USER_AGENT,
     build_payload,
@@ -196,6 +197,115 @@ GOLDEN = [
 ]
 
 
+CERT = Certificate(
+    subject="CN=example.com", issuer="CN=R11,O=Let's Encrypt,C=US", expires_at=1_765_015_200_000
+)  # 2025-12-06T10:00:00Z
+GOLDEN += [
+    pytest.param(
+        make_event(EventKind.DOWN, status=Status.DOWN, reason="HTTP 503", down_since=AT, checks=3),
+        message(
+            {
+                "title": "🔴 Example is DOWN",
+                "color": RED,
+                "fields": [
+                    url_field(),
+                    {"name": "Reason", "value": "HTTP 503", "inline": False},
+                    {"name": "Down since", "value": "<t:1739601000:f>", "inline": True},
+                    {"name": "Confirmed by", "value": "3 failed checks in a row", "inline": True},
+                ],
+            }
+        ),
+        id="down-confirmed",
+    ),
+    pytest.param(
+        make_event(
+            EventKind.REMINDER,
+            status=Status.DOWN,
+            reason="HTTP 503",
+            down_since=AT - 7_800_000,  # 2h 10m before
+        ),
+        message(
+            {
+                "title": "🔴 Example is still DOWN (for 2h 10m)",
+                "color": RED,
+                "fields": [
+                    url_field(),
+                    {"name": "Reason", "value": "HTTP 503", "inline": False},
+                    {"name": "Down since", "value": "<t:1739593200:f>", "inline": True},
+                ],
+            }
+        ),
+        id="reminder",
+    ),
+    pytest.param(
+        make_event(EventKind.CERTIFICATE, certificate=CERT, days_left=6),
+        message(
+            {
+                "title": "🟠 Certificate of Example expires in 6 days",
+                "description": "Certificate of example.com expires in 6 days "
+                "(6 December 2025 10:00 UTC).",
+                "color": ORANGE,
+                "fields": [
+                    url_field(),
+                    {"name": "Subject", "value": "CN=example.com", "inline": False},
+                    {"name": "Issuer", "value": "CN=R11,O=Let's Encrypt,C=US", "inline": False},
+                    {"name": "Expires", "value": "<t:1765015200:f>", "inline": True},
+                ],
+            }
+        ),
+        id="certificate",
+    ),
+    pytest.param(
+        make_event(EventKind.CERTIFICATE, certificate=CERT, days_left=-1),
+        message(
+            {
+                "title": "🟠 Certificate of Example has expired",
+                "description": "Certificate of example.com has expired "
+                "(6 December 2025 10:00 UTC).",
+                "color": ORANGE,
+                "fields": [
+                    url_field(),
+                    {"name": "Subject", "value": "CN=example.com", "inline": False},
+                    {"name": "Issuer", "value": "CN=R11,O=Let's Encrypt,C=US", "inline": False},
+                    {"name": "Expires", "value": "<t:1765015200:f>", "inline": True},
+                ],
+            }
+        ),
+        id="certificate-expired",
+    ),
+    pytest.param(
+        make_event(
+            EventKind.UNMUTED, status=Status.DOWN, reason="timeout after 10s", down_since=AT
+        ),
+        message(
+            {
+                "title": "🔴 Alerts unmuted: Example is DOWN",
+                "description": "Alerts were muted; this is the status now.",
+                "color": RED,
+                "fields": [
+                    url_field(),
+                    {"name": "Reason", "value": "timeout after 10s", "inline": False},
+                    {"name": "Down since", "value": "<t:1739601000:f>", "inline": True},
+                ],
+            }
+        ),
+        id="unmuted-down",
+    ),
+    pytest.param(
+        make_event(EventKind.UNMUTED, status=Status.UP),
+        message(
+            {
+                "title": "🟢 Alerts unmuted: Example is UP",
+                "description": "Alerts were muted; this is the status now.",
+                "color": GREEN,
+                "fields": [url_field()],
+            }
+        ),
+        id="unmuted-up",
+    ),
+]
+
+
 def embed_total(payload: dict[str, Any]) -> int:
     """Discord's 6000-character count, in UTF-16 units (the stricter reading)."""
     texts = []
@@ -263,7 +373,14 @@ EXTREMES = {
 @pytest.mark.parametrize("changes", EXTREMES.values(), ids=EXTREMES.keys())
 def test_payload_stays_valid_for_extreme_input(kind: EventKind, changes: dict[str, Any]) -> None:
     status = Status.UP if kind in (EventKind.UP, EventKind.STARTED) else Status.DOWN
-    defaults = {"status": status, "reason": "HTTP 500", "down_since": DOWN_SINCE}
+    defaults = {
+        "status": status,
+        "reason": "HTTP 500",
+        "down_since": DOWN_SINCE,
+        "certificate": Certificate("CN=" + "🔥" * 10_000, "O=" + "\u202e" * 5000, 0),
+        "days_left": -(10**9),
+        "checks": 10,
+    }
     payload = build_payload(make_event(kind, **(defaults | changes)))
 
     assert validate_body(payload) == []

@@ -57,6 +57,7 @@ async def test_patch_changes_the_fields_sent_and_keeps_the_rest(
     assert settings_of(stored) == settings_of(reset)
 
 
+HTTP_ONLY = "applies to http(s):// sites only, not to tcp://."
 BAD_FIELDS = [
     ({"url": "ftp://x"}, "Field 'url': "),
     ({"url": None}, "Field 'url': input should be a valid string."),
@@ -104,6 +105,46 @@ BAD_FIELDS = [
         "Field 'headers': an Authorization header and a user:password@ in the url",
     ),
     ([1], "Request body must be a JSON object."),
+    # tcp:// sites: a port is needed, nothing after it, and no HTTP field but at its default
+    ({"url": "tcp://127.0.0.1"}, "Field 'url': "),
+    ({"url": "tcp://127.0.0.1:0"}, "Field 'url': "),
+    ({"url": "tcp://127.0.0.1:25/smtp"}, "Field 'url': "),
+    ({"url": "tcp://u:p@127.0.0.1:25"}, "Field 'url': "),
+    ({"url": "tcp://127.0.0.1:25", "method": "POST"}, f"Field 'method': {HTTP_ONLY}"),
+    ({"url": "tcp://127.0.0.1:25", "headers": {"X": "y"}}, f"Field 'headers': {HTTP_ONLY}"),
+    ({"url": "tcp://127.0.0.1:25", "body": "HELO"}, f"Field 'body': {HTTP_ONLY}"),
+    ({"url": "tcp://127.0.0.1:25", "body_contains": "220"}, f"Field 'body_contains': {HTTP_ONLY}"),
+    (
+        {"url": "tcp://127.0.0.1:25", "accepted_status_codes": [200]},
+        f"Field 'accepted_status_codes': {HTTP_ONLY}",
+    ),
+    (
+        {"url": "tcp://127.0.0.1:25", "expected_status_code": 204},
+        f"Field 'expected_status_code': {HTTP_ONLY}",
+    ),
+    ({"url": "tcp://127.0.0.1:25", "keep_alive": False}, f"Field 'keep_alive': {HTTP_ONLY}"),
+    (
+        {"url": "tcp://127.0.0.1:25", "follow_redirects": False},
+        f"Field 'follow_redirects': {HTTP_ONLY}",
+    ),
+    ({"tls": True}, "Field 'tls': applies to tcp:// sites only"),
+    ({"tls": 1}, "Field 'tls': "),
+    # thresholds, reminders, certificate warnings, mutes
+    ({"failure_threshold": 11}, "Field 'failure_threshold': "),
+    ({"success_threshold": 0}, "Field 'success_threshold': "),
+    ({"failure_threshold": 2.5}, "Field 'failure_threshold': "),
+    (
+        {"check_interval_seconds": 600, "retry_interval_seconds": 601},
+        "Field 'retry_interval_seconds': must be at most check_interval_seconds (600).",
+    ),
+    ({"retry_interval_seconds": 0}, "Field 'retry_interval_seconds': "),
+    ({"renotify_every_seconds": 59}, "Field 'renotify_every_seconds': "),
+    ({"renotify_every_seconds": "3600"}, "Field 'renotify_every_seconds': "),
+    ({"tls_expiry_warn_days": [-1]}, "Field 'tls_expiry_warn_days.0': "),
+    ({"tls_expiry_warn_days": list(range(11))}, "Field 'tls_expiry_warn_days': "),
+    ({"tls_expiry_warn_days": 7}, "Field 'tls_expiry_warn_days': "),
+    ({"alerts_muted_until": "tomorrow"}, "Field 'alerts_muted_until': must be an ISO 8601"),
+    ({"alerts_muted_until": 1_800_000_000}, "Field 'alerts_muted_until': must be an ISO 8601"),
 ]
 
 
