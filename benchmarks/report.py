@@ -19,6 +19,13 @@ GOAL_API_P99_MS = 50
 GOAL_HEALTHZ_S = 2.0
 GOAL_BODY_CONTAINS_RATIO = 1.5  # CPU per check with body_contains : plain, same answer
 RSS_BASE, RSS_PER_SITE = 100 * MIB, 2 * 1024
+TCP_KINDS = ("tcp", "tcp-tls")  # as in scenario.KINDS
+KIND_NAMES = {
+    "http": "plain http",
+    "https": "https, verified",
+    "tcp": "tcp connect",
+    "tcp-tls": "tcp + TLS handshake, verified",
+}
 
 
 def machine(src: Path | None = None) -> dict:
@@ -142,9 +149,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             )
         )
     bp, bm = r["bare_paced"], r["bare_max"]
+    bare = _bare_name(r)
     out.append(
         (
-            f"bare aiohttp, same mode, same rate ({bp['rate_target']:.0f}/s)",
+            f"{bare}, same mode, same rate ({bp['rate_target']:.0f}/s)",
             f"{bp['cpu_us_per_request']:.0f} us/request, {bp['requests_per_s']:.0f} req/s"
             f" ({bp['errors']} errors)",
             "",
@@ -161,7 +169,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     )
     out.append(
         (
-            "bare aiohttp, same mode, max speed (32 workers)",
+            f"{bare}, same mode, max speed (32 workers)",
             f"{bm['requests_per_s']:.0f} req/s, {bm['cpu_us_per_request']:.0f} us/request,"
             f" {bm['cpu_pct_of_one_core']:.0f}% of a core",
             "",
@@ -273,7 +281,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         (
             "requests per connection at the target",
             "n/a" if reuse is None else f"{reuse:.2f}",
-            "1.00 unless keep-alive",
+            "0 for tcp kinds" if r.get("kind") in TCP_KINDS else "1.00 unless keep-alive",
             "info",
         )
     )
@@ -291,21 +299,104 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _bare_name(r: dict) -> str:
+    return "bare asyncio connect" if r.get("kind") in TCP_KINDS else "bare aiohttp"
+
+
 def _check_rows(r: dict) -> list[tuple[str, str, str, str]]:
-    """What each check did: the answer's size, and the body_contains control when used."""
+    """What each check did (kind, answer size, assertion), and the phase's control site."""
+    kind = r.get("kind", "http")
     size = r.get("answer_bytes")
-    if size is None:  # results from before --answer-kib
+    if kind in TCP_KINDS:
+        out = [("check: kind", KIND_NAMES[kind] + ", no request", "", "info")]
+    elif size is None:  # results from before --answer-kib
         return []
-    what = f'body_contains "{r["body_contains"]}"' if r.get("body_contains") else "plain"
-    out = [("check: answer size, assertion", f"{size} bytes, {what}", "", "info")]
-    if r.get("body_contains"):
-        status = r.get("control_status")
+    else:
+        what = f'body_contains "{r["body_contains"]}"' if r.get("body_contains") else "plain"
+        how = "" if kind == "http" else f" over {KIND_NAMES[kind]}"
+        out = [("check: answer size, assertion", f"{size} bytes, {what}{how}", "", "info")]
+    status = r.get("control_status")
+    control = r.get("control", {}).get("what")
+    if control is None and r.get("body_contains"):  # results from before --kinds
+        control = "body_contains text not in the answer"
+    if control is not None:
+        word = "asserted" if r.get("body_contains") else "probed"
         out.append(
             (
-                "control site, body_contains text not in the answer",
-                f"{status} ({'asserted' if status == 'DOWN' else 'not asserted by this build'})",
+                f"control site, {control}",
+                f"{status} ({word if status == 'DOWN' else f'not {word} by this build'})",
                 "DOWN",
                 _verdict(status == "DOWN"),
+            )
+        )
+    if "certificate" in r:
+        cert = r["certificate"]
+        out.append(
+            (
+                "certificate read by the checks (GET /sites/{id})",
+                f"{cert['subject']}, issuer {cert['issuer']}, {cert['days_left']} days left"
+                if isinstance(cert, dict)
+                else f"none ({cert})",
+                "read",
+                _verdict(isinstance(cert, dict)),
+            )
+        )
+    return out
+
+
+def kind_ratio(plain: dict, other: dict) -> dict:
+    """A kind's phase's CPU per check against the plain http phase's, same connection mode."""
+    return {
+        "mode": plain["connection"],
+        "kind": other["kind"],
+        "plain_us_per_check": plain["cpu"]["us_per_check"],
+        "kind_us_per_check": other["cpu"]["us_per_check"],
+        "ratio": other["cpu"]["us_per_check"] / plain["cpu"]["us_per_check"],
+        "plain_main_us": plain["cpu"]["main_us_per_check"],
+        "kind_main_us": other["cpu"]["main_us_per_check"],
+        "plain_bare_us": plain["bare_paced"]["cpu_us_per_request"] or 0.0,
+        "kind_bare_us": other["bare_paced"]["cpu_us_per_request"] or 0.0,
+        "checks_per_s": (plain["window"]["done_per_s"], other["window"]["done_per_s"]),
+        "down": (plain["window"]["down"], other["window"]["down"]),
+        "control_status": other.get("control_status"),
+        "checked": other.get("control_status") == "DOWN",
+    }
+
+
+def kind_rows(pairs: list[dict]) -> list[tuple[str, str, str, str]]:
+    """Per connection mode: plain http's CPU per check once, then each kind's and its ratio."""
+    out, seen = [], set()
+    for c in pairs:
+        head = f"{c['mode']}:"
+        if c["mode"] not in seen:
+            seen.add(c["mode"])
+            out.append(
+                (
+                    f"{head} CPU per check, {KIND_NAMES['http']}",
+                    f"{c['plain_us_per_check']:.0f} us (event-loop thread"
+                    f" {c['plain_main_us']:.0f}); {c['checks_per_s'][0]:.0f} checks/s, DOWN"
+                    f" {c['down'][0]}; bare {c['plain_bare_us']:.0f} us",
+                    "",
+                    "info",
+                )
+            )
+        checked = "" if c["checked"] else f" (control {c['control_status']}: NOT checked)"
+        out.append(
+            (
+                f"{head} CPU per check, {KIND_NAMES[c['kind']]}",
+                f"{c['kind_us_per_check']:.0f} us (event-loop thread {c['kind_main_us']:.0f});"
+                f" {c['checks_per_s'][1]:.0f} checks/s, DOWN {c['down'][1]};"
+                f" bare {c['kind_bare_us']:.0f} us",
+                "",
+                "info",
+            )
+        )
+        out.append(
+            (
+                f"{head} ratio {c['kind']} : http",
+                f"{c['ratio']:.2f}{checked}",
+                "",
+                "info",
             )
         )
     return out

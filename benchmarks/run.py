@@ -8,9 +8,11 @@ One mode (new connection per check, or ``--keep-alive``) runs, in this order:
    second half with the API probe (latency under load); then one interval of grace;
 5. SIGTERM, offline analysis of the SQLite file, and a restart on the same file.
 ``--body-contains`` runs each mode twice on a 100 KiB answer, plain sites then sites with
-``body_contains``, and compares their CPU per check. ``--restart-sites`` then measures a restart
-with that many sites written straight into SQLite. Everything started here is stopped on exit,
-Ctrl-C included.
+``body_contains``, and compares their CPU per check. ``--kinds http,tcp,https,tcp-tls`` runs
+one phase per kind of site (plain HTTP first) and compares each one's CPU per check with plain
+HTTP's; the TLS kinds use a TLS port of the target with a certificate made at run time.
+``--restart-sites`` then measures a restart with that many sites written straight into SQLite.
+Everything started here is stopped on exit, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import procstat, report
-from benchmarks.scenario import log, run_mode, run_restart_big
+from benchmarks.scenario import KINDS, TCP_KINDS, TLS_KINDS, log, run_mode, run_restart_big
 from benchmarks.target import Target
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,6 +66,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="each mode twice on the same answer: plain sites, then sites with"
         " body_contains=<marker>; prints both CPU per check and their ratio",
+    )
+    p.add_argument(
+        "--kinds",
+        default="http",
+        metavar="K,K",
+        help=f"kinds of site, one phase each, plain http first (added if absent): {','.join(KINDS)}"
+        "; prints each one's CPU per check and its ratio to plain http. tcp kinds run in the"
+        " new-connection mode only",
+    )
+    p.add_argument(
+        "--tls-key",
+        choices=("ecdsa", "rsa"),
+        default="ecdsa",
+        help="key type of the run-time CA and certificate for the TLS kinds (ecdsa: P-256)",
     )
     p.add_argument(
         "--create-intervals", type=int, default=0, help="pace creation over M intervals (0: auto)"
@@ -101,14 +117,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.answer_kib = 100 if args.body_contains else 0
     if args.answer_kib < 0 or (args.body_contains and args.answer_kib < 1):
         p.error("--answer-kib must be >= 0, and >= 1 with --body-contains (the marker's room)")
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if unknown := [k for k in kinds if k not in KINDS]:
+        p.error(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    args.kinds = ["http", *dict.fromkeys(k for k in kinds if k != "http")]
+    if args.keep_alive and not args.both_modes and any(k in TCP_KINDS for k in args.kinds):
+        p.error("--kinds: tcp kinds have no keep-alive; drop --keep-alive or use --both-modes")
     return args
 
 
-def phases(args: argparse.Namespace) -> list[tuple[bool, bool]]:
-    """(keep_alive, body_contains) of each phase, in order; plain before body_contains."""
+def phases(args: argparse.Namespace) -> list[tuple[bool, bool, str]]:
+    """(keep_alive, body_contains, kind) of each phase, in order: per connection mode, plain
+    http, then body_contains, then the other kinds (tcp ones only without keep-alive)."""
     modes = [False, True] if args.both_modes else [args.keep_alive]
     checks = [False, True] if args.body_contains else [False]
-    return [(k, b) for k in modes for b in checks] if args.sites else []
+    out = []
+    for k in modes:
+        out += [(k, b, "http") for b in checks]
+        out += [(k, False, kind) for kind in args.kinds[1:] if not (k and kind in TCP_KINDS)]
+    return out if args.sites else []
 
 
 def print_mode(res: dict) -> None:
@@ -123,9 +150,20 @@ def print_mode(res: dict) -> None:
 
 def compare_body_contains(modes: list[dict]) -> list[dict]:
     """Per connection mode, the body_contains phase against the plain one before it."""
-    plain = {m["connection"]: m for m in modes if not m["body_contains"]}
+    plain = {m["connection"]: m for m in modes if is_plain_http(m)}
     pairs = [(plain.get(m["connection"]), m) for m in modes if m["body_contains"]]
     return [report.body_contains_ratio(p, m) for p, m in pairs if p]
+
+
+def is_plain_http(res: dict) -> bool:
+    return not res["body_contains"] and res.get("kind", "http") == "http"
+
+
+def compare_kinds(modes: list[dict]) -> list[dict]:
+    """Per connection mode, each other kind's phase against the plain http one."""
+    plain = {m["connection"]: m for m in modes if is_plain_http(m)}
+    pairs = [(plain.get(m["connection"]), m) for m in modes if m.get("kind", "http") != "http"]
+    return [report.kind_ratio(p, m) for p, m in pairs if p]
 
 
 def print_profile(prof: dict) -> None:
@@ -160,7 +198,13 @@ async def main_async(args: argparse.Namespace, work: Path) -> dict:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
     out["machine"]["busy_before"] = await machine_noise(2.0)
     print(f"machine before start: {out['machine']['busy_before']}")
-    target = Target(work, prefer_nginx=not args.python_target, answer_kib=args.answer_kib)
+    target = Target(
+        work,
+        prefer_nginx=not args.python_target,
+        answer_kib=args.answer_kib,
+        tls=any(k in TLS_KINDS for k in args.kinds),
+        tls_key=args.tls_key,
+    )
     try:
         target.start()
         out["target"] = {"kind": target.kind, "version": target.version()}
@@ -169,16 +213,29 @@ async def main_async(args: argparse.Namespace, work: Path) -> dict:
             f"target: {target.kind} {out['target']['version']} at {target.base},"
             f" answer {target.answer_bytes} bytes"
         )
+        if target.tls_info:
+            out["target"]["tls"] = target.tls_info
+            tls = target.tls_info
+            print(
+                f"target TLS: {target.https_base}, {tls['protocol_cipher']}, {args.tls_key}"
+                f" certificate from a run-time CA (uptimed gets SSL_CERT_FILE={target.ca_file});"
+                f" refused without that CA: {tls['refused_without_ca']}"
+            )
         out["modes"] = []
-        for keep_alive, body_contains in phases(args):
+        for keep_alive, body_contains, kind in phases(args):
             name = ("keepalive" if keep_alive else "close") + ("-body" if body_contains else "")
-            res = await run_mode(args, target, work / name, keep_alive, body_contains)
+            name += f"-{kind}" if kind != "http" else ""
+            res = await run_mode(args, target, work / name, keep_alive, body_contains, kind)
             out["modes"].append(res)
             print_mode(res)
         out["body_contains"] = compare_body_contains(out["modes"])
         if out["body_contains"]:
             print("\n## body_contains against plain checks, same answer")
             print(report.format_table(report.body_contains_rows(out["body_contains"])))
+        out["kinds"] = compare_kinds(out["modes"])
+        if out["kinds"]:
+            print("\n## kinds of site against plain http, same target")
+            print(report.format_table(report.kind_rows(out["kinds"])))
         if args.restart_sites:
             log(f"restart with {args.restart_sites} sites")
             out["restart_big"] = await run_restart_big(args, target, work / "big")

@@ -24,6 +24,11 @@ from benchmarks.target import MARKER, Target, free_port, usage
 
 LATENESS_BUDGET_MS = 500  # the throughput goal's p99 lateness, allowed after a restart too
 LONG_INTERVAL = 86_400  # burst sites: checked once at creation, then not again during the run
+# What the sites check (--kinds): plain http://, https:// (verified against the run's CA),
+# tcp:// (connect only) and tcp:// with "tls": true (connect and TLS handshake).
+KINDS = ("http", "tcp", "https", "tcp-tls")
+TCP_KINDS = ("tcp", "tcp-tls")
+TLS_KINDS = ("https", "tcp-tls")
 
 
 def log(msg: str) -> None:
@@ -35,34 +40,62 @@ async def sleep_until(wall: float) -> None:
         await asyncio.sleep(delay)
 
 
+def site_url(kind: str, name: str, target: Target) -> str:
+    """The URL a site of ``kind`` checks: a path of its own over HTTP(S), the port over TCP."""
+    if kind == "https":
+        return target.https_url(name)
+    if kind == "tcp":
+        return f"tcp://127.0.0.1:{target.port}"
+    if kind == "tcp-tls":
+        return f"tcp://127.0.0.1:{target.tls_port}"
+    return target.url(name)
+
+
 def bodies(
-    count: int, interval: int, prefix: str, target: Target, keep_alive: bool, contains: str | None
+    count: int,
+    interval: int,
+    prefix: str,
+    target: Target,
+    keep_alive: bool,
+    contains: str | None,
+    kind: str = "http",
 ) -> list:
-    extra: dict = {"keep_alive": True} if keep_alive else {}
+    """POST bodies; tcp:// sites carry none of the HTTP-only fields (the API refuses them)."""
+    extra: dict = {"keep_alive": True} if keep_alive and kind not in TCP_KINDS else {}
+    if kind not in TCP_KINDS:
+        extra["expected_status_code"] = 200
+    if kind in TLS_KINDS:
+        extra["verify_tls"] = True  # the default, said out loud: verification is the real cost
+    if kind == "tcp-tls":
+        extra["tls"] = True
     if contains is not None:
         extra["body_contains"] = contains
     return [
         {
-            "url": target.url(f"{prefix}-{i}"),
+            "url": site_url(kind, f"{prefix}-{i}", target),
             "name": f"{prefix}-{i}",
             "check_interval_seconds": interval,
-            "expected_status_code": 200,
             **extra,
         }
         for i in range(count)
     ]
 
 
-async def measure_bare(target: Target, *, rate: float, seconds: float, keep_alive: bool) -> dict:
+async def measure_bare(
+    target: Target, *, rate: float, seconds: float, keep_alive: bool, kind: str = "http"
+) -> dict:
+    """The bare loop for ``kind``: aiohttp GETs (http, https), or asyncio connections (tcp)."""
     requests = int(rate * seconds) if rate else int(12_000 * seconds)
     before, t0 = procstat.group_cpu(target.pids()), time.time()
     result = await asyncio.to_thread(
         bare_client.run,
-        target.url("bare"),
+        site_url(kind, "bare", target),
         requests=requests,
         rate=rate,
         keep_alive=keep_alive,
         max_seconds=seconds,
+        tls=kind == "tcp-tls",
+        ca_file=target.ca_file if kind in TLS_KINDS else None,
     )
     result["target"] = usage(before, procstat.group_cpu(target.pids()), time.time() - t0)
     return result
@@ -146,26 +179,53 @@ async def restart(
     }
 
 
-async def control_status(api: aiohttp.ClientSession, site_id: int | None) -> str | None:
-    """The status of the body_contains control site (its text is not in the answer)."""
+async def site_view(api: aiohttp.ClientSession, site_id: int | None) -> dict | str | None:
+    """``GET /sites/{id}``'s answer, or what went wrong as text."""
     if site_id is None:
         return None
     try:
         async with api.get(f"/sites/{site_id}") as resp:
             if resp.status != 200:
                 return f"HTTP {resp.status}"
-            return (await resp.json()).get("status")
+            return await resp.json()
     except (aiohttp.ClientError, TimeoutError) as e:
         return repr(e)
 
 
-async def create_control(
-    api: aiohttp.ClientSession, target: Target, keep_alive: bool
-) -> int | None:
-    """One long-interval site whose body_contains is absent from the answer: DOWN once the
-    build asserts body_contains, UP when it ignores the field."""
-    body = bodies(1, LONG_INTERVAL, "control", target, keep_alive, MARKER + "-absent")
-    made = await create_sites(api, body)
+async def control_status(api: aiohttp.ClientSession, site_id: int | None) -> str | None:
+    """The control site's status (it must be DOWN), or what went wrong reading it."""
+    view = await site_view(api, site_id)
+    return view.get("status") if isinstance(view, dict) else view
+
+
+def control_body(kind: str, target: Target, keep_alive: bool, body_contains: bool) -> dict | None:
+    """One long-interval site that must be DOWN when the build really does what the phase
+    measures (and would be UP if it ignored the field or the scheme), with what it shows."""
+    if body_contains:  # its text is absent from the answer
+        body = bodies(1, LONG_INTERVAL, "control", target, keep_alive, MARKER + "-absent")[0]
+        return {**body, "what": "body_contains text not in the answer"}
+    url = {
+        "tcp": f"tcp://127.0.0.1:{free_port()}",  # nothing listens there
+        "https": f"https://127.0.0.1:{target.port}/s/control",  # plain HTTP: no handshake
+        "tcp-tls": f"tcp://127.0.0.1:{target.port}",  # plain HTTP: no handshake
+    }.get(kind)
+    if url is None:
+        return None
+    what = {
+        "tcp": "tcp:// to a closed port",
+        "https": "https:// to the plain-HTTP port",
+        "tcp-tls": "tcp:// with tls to the plain-HTTP port",
+    }[kind]
+    body = bodies(1, LONG_INTERVAL, "control", target, keep_alive, None, kind)[0]
+    return {**body, "url": url, "what": what}
+
+
+async def create_control(api: aiohttp.ClientSession, body: dict | None) -> int | None:
+    if body is None:
+        return None
+    made = await create_sites(api, [{k: v for k, v in body.items() if k != "what"}])
+    if made.errors:
+        log(f"control site refused: {made.errors[0]}")
     return made.ids[0] if made.ids else None
 
 
@@ -175,30 +235,38 @@ async def run_mode(
     work: Path,
     keep_alive: bool,
     body_contains: bool = False,
+    kind: str = "http",
 ) -> dict:
     """One phase: ``keep_alive`` picks the connection mode; ``body_contains`` gives every site
-    ``"body_contains": MARKER`` (plus one control site whose text is not in the answer)."""
+    ``"body_contains": MARKER``; ``kind`` is what the sites check (``KINDS``). Phases other
+    than plain http add one control site that must end DOWN (``control_body``)."""
     mode = "keep-alive" if keep_alive else "new connection per check"
     contains = MARKER if body_contains else None
     rate = args.sites / args.interval
     res: dict = {
-        "mode": mode + (", body_contains" if body_contains else ""),
+        "mode": mode
+        + (", body_contains" if body_contains else "")
+        + (f", {kind}" if kind != "http" else ""),
         "connection": mode,
+        "kind": kind,
         "config": {k: getattr(args, k) for k in ("sites", "interval", "duration", "burst_sites")},
-        "answer_bytes": target.answer_bytes,
+        "answer_bytes": None if kind in TCP_KINDS else target.answer_bytes,
         "body_contains": contains,
     }
-    log(f"mode {res['mode']}: bare aiohttp loop, max speed and {rate:.0f}/s")
+    bare = "asyncio connections" if kind in TCP_KINDS else "aiohttp loop"
+    log(f"mode {res['mode']}: bare {bare}, max speed and {rate:.0f}/s")
     res["bare_max"] = await measure_bare(
-        target, rate=0, seconds=args.bare_seconds, keep_alive=keep_alive
+        target, rate=0, seconds=args.bare_seconds, keep_alive=keep_alive, kind=kind
     )
     res["bare_paced"] = await measure_bare(
-        target, rate=rate, seconds=args.bare_seconds, keep_alive=keep_alive
+        target, rate=rate, seconds=args.bare_seconds, keep_alive=keep_alive, kind=kind
     )
 
     env = dict(e.split("=", 1) for e in args.env)
     if keep_alive:
         env["UPTIMED_KEEP_ALIVE"] = "1"
+    if target.ca_file is not None:  # every phase of the run alike, so only the kind differs
+        env.setdefault("SSL_CERT_FILE", str(target.ca_file))
     res["uptimed_env"] = env
     daemon = Daemon(work, work / "bench.db", free_port(), env, args.uptimed_src)
     try:
@@ -208,17 +276,22 @@ async def run_mode(
             log(f"creating {args.burst_sites} sites as fast as possible")
             burst = await create_sites(
                 api,
-                bodies(args.burst_sites, LONG_INTERVAL, "burst", target, keep_alive, contains),
+                bodies(
+                    args.burst_sites, LONG_INTERVAL, "burst", target, keep_alive, contains, kind
+                ),
             )
             res["create_burst"] = burst.summary()
             burst_rate = burst.summary()["sites_per_s"] or rate
-            control = await create_control(api, target, keep_alive) if body_contains else None
+            control_site = control_body(kind, target, keep_alive, body_contains)
+            control = await create_control(api, control_site)
+            if control_site is not None:
+                res["control"] = {"what": control_site["what"], "url": control_site["url"]}
             m = args.create_intervals or max(1, math.ceil(rate / (0.5 * burst_rate)))
             res["create_intervals"] = m
             log(f"creating {args.sites} sites paced over {m} x {args.interval} s")
             main = await create_sites(
                 api,
-                bodies(args.sites, args.interval, "site", target, keep_alive, contains),
+                bodies(args.sites, args.interval, "site", target, keep_alive, contains, kind),
                 spread_s=m * args.interval,
                 deadline_s=1.5 * m * args.interval + 60,
             )
@@ -257,6 +330,9 @@ async def run_mode(
             log(f"grace {args.interval} s for late checks of the window")
             await asyncio.sleep(args.interval)
             res["control_status"] = await control_status(api, control)
+            if kind in TLS_KINDS:  # the certificate the checks read, as the API shows it
+                view = await site_view(api, main.ids[0])
+                res["certificate"] = view.get("tls_certificate") if isinstance(view, dict) else view
             _, rss_peak = procstat.memory(daemon.pid)
         res["memory"] = {"rss_end": rss_end, "rss_peak": rss_peak}
         res["stop"] = daemon.stop()

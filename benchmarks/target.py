@@ -6,7 +6,13 @@ and stops it and reads its processes' CPU, so a reader can see that the target w
 bottleneck. nginx also serves ``stub_status``, whose counters show how many requests each
 connection carried (1.0 means no keep-alive).
 
-Run as ``python -m benchmarks.target PORT [KIB]`` it is one process of the Python fallback.
+With ``tls`` the same answer is served over TLS on a second port (``tls_port``), with a
+certificate for 127.0.0.1 and localhost issued at start by a throw-away CA (``trustme``); the
+CA's PEM (``ca_file``) is what a client trusts through ``SSL_CERT_FILE``. The certificate is
+checked at start: trusted with the CA, refused without it.
+
+Run as ``python -m benchmarks.target PORT KIB [TLS_PORT CERT KEY]`` it is one process of the
+Python fallback.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,7 +50,18 @@ http {{
         location = /nginx_status {{ stub_status; }}
         location / {{ default_type text/plain; {answer} }}
     }}
-}}
+{tls_server}}}
+"""
+# The same answer over TLS (1.3 where the client has it, as on most sites); no session cache:
+# a monitor opens each connection afresh and resumes nothing.
+NGINX_TLS_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port} ssl reuseport backlog=4096;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{ default_type text/plain; {answer} }}
+    }}
 """
 STATUS_PATH = "/nginx_status"
 OK_ANSWER = 'return 200 "ok\\n";'
@@ -69,9 +87,21 @@ def free_port() -> int:
 class Target:
     """A started target; ``stop()`` ends every process it started, by process group."""
 
-    def __init__(self, workdir: Path, *, prefer_nginx: bool = True, answer_kib: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        prefer_nginx: bool = True,
+        answer_kib: int = 0,
+        tls: bool = False,
+        tls_key: str = "ecdsa",
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.tls_port = free_port() if tls else None
+        self.tls_key = tls_key
+        self.ca_file: Path | None = None
+        self.tls_info: dict | None = None
         self.kind = "nginx" if prefer_nginx and shutil.which("nginx") else "python"
         self.answer_kib = answer_kib
         self.answer_bytes = len(answer_body(answer_kib)) if answer_kib else len(b"ok\n")
@@ -80,6 +110,8 @@ class Target:
         self._dir.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> None:
+        if self.tls_port is not None:
+            self._write_certificates()
         if self.kind == "nginx":
             conf = self._dir / "nginx.conf"
             answer, user = OK_ANSWER, ""
@@ -89,8 +121,18 @@ class Target:
                 (self._dir / "www").mkdir(exist_ok=True)
                 (self._dir / "www" / "answer.txt").write_bytes(answer_body(self.answer_kib))
                 answer = FILE_ANSWER.format(dir=self._dir)
+            tls_server = ""
+            if self.tls_port is not None:
+                tls_server = NGINX_TLS_SERVER.format(
+                    port=self.tls_port,
+                    cert=self._dir / "cert.pem",
+                    key=self._dir / "key.pem",
+                    answer=answer,
+                )
             conf.write_text(
-                NGINX_CONF.format(dir=self._dir, port=self.port, answer=answer, user=user)
+                NGINX_CONF.format(
+                    dir=self._dir, port=self.port, answer=answer, user=user, tls_server=tls_server
+                )
             )
             cmd = ["nginx", "-p", str(self._dir), "-c", str(conf), "-g", "daemon off;"]
             self._procs.append(self._spawn(cmd))
@@ -98,8 +140,56 @@ class Target:
             for _ in range(2):
                 cmd = [sys.executable, "-m", "benchmarks.target", str(self.port)]
                 cmd.append(str(self.answer_kib))
+                if self.tls_port is not None:
+                    cmd += [str(self.tls_port), str(self._dir / "cert.pem")]
+                    cmd.append(str(self._dir / "key.pem"))
                 self._procs.append(self._spawn(cmd))
         self._wait_ready(timeout=15)
+        if self.tls_port is not None:
+            self.tls_info = self._check_tls()
+
+    def _write_certificates(self) -> None:
+        """A throw-away CA and a leaf for 127.0.0.1 and localhost, as PEM files."""
+        import trustme  # a test dependency: only needed for the TLS kinds
+
+        key_type = trustme.KeyType.RSA if self.tls_key == "rsa" else trustme.KeyType.ECDSA
+        ca = trustme.CA(key_type=key_type)
+        leaf = ca.issue_cert("127.0.0.1", "localhost", key_type=key_type)
+        self.ca_file = self._dir / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        leaf.cert_chain_pems[0].write_to_path(str(self._dir / "cert.pem"))
+        leaf.private_key_pem.write_to_path(str(self._dir / "key.pem"))
+
+    def _check_tls(self) -> dict:
+        """The TLS port answers with the CA trusted, and refuses verification without it (so an
+        https site UP with verify_tls on shows that uptimed trusted ``SSL_CERT_FILE``)."""
+        assert self.ca_file is not None
+        trusted = ssl.create_default_context(cafile=str(self.ca_file))
+        with urllib.request.urlopen(self.https_base + "/ready", timeout=5, context=trusted) as r:
+            ok = r.status == 200
+        with (
+            socket.create_connection(("127.0.0.1", self.tls_port), timeout=5) as raw,
+            trusted.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            version, cipher = conn.version(), (conn.cipher() or ("?",))[0]
+        refused = False
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=5) as raw,
+                ssl.create_default_context().wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                pass
+        except ssl.SSLCertVerificationError:
+            refused = True
+        if not ok or not refused:
+            raise RuntimeError(f"TLS target: answer ok={ok}, refused without the CA={refused}")
+        return {
+            "port": self.tls_port,
+            "key": self.tls_key,
+            "ca_file": str(self.ca_file),
+            "protocol_cipher": f"{version} {cipher}",
+            "refused_without_ca": refused,
+        }
 
     def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
         log = (self._dir / "target.log").open("ab")
@@ -128,6 +218,13 @@ class Target:
 
     def url(self, i: int | str) -> str:
         return f"{self.base}/s/{i}"
+
+    @property
+    def https_base(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    def https_url(self, i: int | str) -> str:
+        return f"{self.https_base}/s/{i}"
 
     def pids(self) -> list[int]:
         """Every process of the target (nginx master and workers, or the Python processes)."""
@@ -173,8 +270,10 @@ def usage(before: dict[int, float], after: dict[int, float], wall: float) -> dic
     }
 
 
-def _serve(port: int, answer_kib: int) -> None:
-    """One process of the Python fallback target."""
+def _serve(port: int, answer_kib: int, tls: tuple[int, str, str] | None = None) -> None:
+    """One process of the Python fallback target; ``tls`` = (port, cert PEM, key PEM)."""
+    import asyncio
+
     from aiohttp import web
 
     body = answer_body(answer_kib) if answer_kib else b"ok\n"
@@ -182,10 +281,23 @@ def _serve(port: int, answer_kib: int) -> None:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="text/plain")
 
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", ok)
-    web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None, access_log=None)
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", ok)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls[1], tls[2])
+            site = web.TCPSite(runner, "127.0.0.1", tls[0], reuse_port=True, ssl_context=context)
+            await site.start()
+        await asyncio.Event().wait()  # until SIGTERM
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    argv = sys.argv[1:]
+    tls_args = (int(argv[2]), argv[3], argv[4]) if len(argv) >= 5 else None
+    _serve(int(argv[0]), int(argv[1]) if len(argv) > 1 else 0, tls_args)
