@@ -57,6 +57,11 @@ async def test_a_database_of_release_0_1_opens_with_everything_in_it(tmp_path: P
             (blog.id, Status.DOWN, False),
         ]
         assert (views[1].last_reason, views[0].last_reason) == ("HTTP 503", None)
+        # Their webhooks were told their status: an upgrade says nothing (an "unmuted" message
+        # is for a status a mute kept quiet), and no reminder was asked for.
+        assert await store.untold(T0 * 2) == []
+        assert await store.due_reminders(T0 * 2) == []
+        assert views[1].tls_certificate is None
         assert views[0].last_checked is not None
         # and it can be changed and paused, keeping its history
         data = SiteIn(**{**dict(shop), "name": "Shop 2", "paused": True})
