@@ -6,6 +6,7 @@ job (``FOLLOWUPS``) called at the moments the test picks."""
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import pytest
@@ -105,7 +106,9 @@ async def test_three_failures_turn_a_site_down_retries_come_sooner_then_the_grid
     now = await site(client, s["id"])
     assert (now["status"], now["status_since"]) == ("DOWN", down[2]["last_checked"])
     incidents = await (await client.get(f"/sites/{s['id']}/incidents")).json()
-    assert [i["started_at"] for i in incidents] == [down[2]["last_checked"]]
+    assert [(i["started_at"], i["checks_failed"]) for i in incidents] == [
+        (down[2]["last_checked"], 3)
+    ]
     assert fake.violations() == []
 
 
@@ -265,5 +268,25 @@ async def test_a_mute_that_ends_on_the_state_last_told_says_nothing(
     manual.advance(61)
     followups = client.server.app[FOLLOWUPS]
     assert await followups.run() == 0
+    assert await pending(client, s["id"]) == 0
+    assert titles(fake) == ["🟢 Monitoring started: Shop is UP"]
+
+
+async def test_a_mute_set_while_a_check_is_in_flight_holds_that_checks_alert(
+    start_app: AppClient, fast: Settings, target: Target, fake: FakeDiscord
+) -> None:
+    client = await start_app(fast)
+    s = await add_site(client, url=target.url("/shop"), check_interval_seconds=1)
+    await add_hook(client, s["id"], fake.url())
+    await fake.wait_for(1)
+    target.delays["/shop"] = 1.0
+    target.status = 503
+    hits = len(target.hit_times("/shop"))
+    await target.wait_hits("/shop", hits + 1)  # a check is waiting for its slow answer
+    until = iso_ms(int((time.time() + 3600) * 1000))
+    resp = await client.patch(f"/sites/{s['id']}", json={"alerts_muted_until": until})
+    assert resp.status == 200
+
+    await eventually(lambda: _status_is(client, s["id"], "DOWN"))
     assert await pending(client, s["id"]) == 0
     assert titles(fake) == ["🟢 Monitoring started: Shop is UP"]

@@ -58,3 +58,21 @@ def test_the_grid_holds_after_a_retry_and_a_long_gap_is_skipped_in_one_step() ->
     tenth = GridTrigger(seconds=1, start_date=start, timezone=UTC)
     point = at(timedelta(seconds=3))
     assert tenth.get_next_fire_time(point, point) == at(timedelta(seconds=4))
+
+
+def test_a_restart_while_failures_are_counted_checks_again_after_the_retry_interval() -> None:
+    site = Site.model_validate(
+        {
+            "id": 1,
+            "url": "http://a.test/",
+            "name": "a",
+            "created_at": 0,
+            "check_interval_seconds": 300,
+            "failure_threshold": 3,
+            "retry_interval_seconds": 20,
+        }
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    last = int((now - timedelta(seconds=5)).timestamp() * 1000)
+    assert first_run_at(site, last, now, 60, retrying=True) == now + timedelta(seconds=15)
+    assert first_run_at(site, last, now, 60) == now + timedelta(seconds=295)

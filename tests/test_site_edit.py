@@ -110,6 +110,8 @@ BAD_FIELDS = [
     ({"url": "tcp://127.0.0.1:0"}, "Field 'url': "),
     ({"url": "tcp://127.0.0.1:25/smtp"}, "Field 'url': "),
     ({"url": "tcp://u:p@127.0.0.1:25"}, "Field 'url': "),
+    ({"url": f"tcp://{'a' * 64}.test:25"}, "Field 'url': "),  # a DNS label is 1-63 characters
+    ({"url": f"https://{'a' * 64}.test/"}, "Field 'url': "),
     ({"url": "tcp://127.0.0.1:25", "method": "POST"}, f"Field 'method': {HTTP_ONLY}"),
     ({"url": "tcp://127.0.0.1:25", "headers": {"X": "y"}}, f"Field 'headers': {HTTP_ONLY}"),
     ({"url": "tcp://127.0.0.1:25", "body": "HELO"}, f"Field 'body': {HTTP_ONLY}"),
@@ -145,6 +147,7 @@ BAD_FIELDS = [
     ({"tls_expiry_warn_days": 7}, "Field 'tls_expiry_warn_days': "),
     ({"alerts_muted_until": "tomorrow"}, "Field 'alerts_muted_until': must be an ISO 8601"),
     ({"alerts_muted_until": 1_800_000_000}, "Field 'alerts_muted_until': must be an ISO 8601"),
+    ({"alerts_muted_until": "3600"}, "Field 'alerts_muted_until': must be an ISO 8601"),
 ]
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from uptimed.alerting import counting_failures, next_state
 from uptimed.db import Store
 from uptimed.db.history import history_values
+from uptimed.db.maintenance import Retention
+from uptimed.db.reports import first_result
 from uptimed.models import CheckResult, SiteIn, SiteState, Status
 
 INI, U, D = Status.INITIAL, Status.UP, Status.DOWN
@@ -148,3 +151,25 @@ async def test_a_restart_counts_the_checks_towards_a_threshold_from_history(stor
     )
     assert transition is not None and (transition.checks, restored.status) == (3, D)
     assert states[other.id] == (SiteState(INI, 1_000, None, streak=2), 3_000)
+
+
+async def test_a_new_site_is_monitored_from_the_check_that_decided_its_status(
+    store: Store,
+) -> None:
+    """Failures counted while a site is still INITIAL are neither up nor down time."""
+    site = await store.insert_site(
+        SiteIn(url="http://a.test/", name="A", failure_threshold=3), now=1_000
+    )
+    new = SiteState(INI, 1_000)
+    await store.write_checks(
+        [history_values(site.id, CheckResult(D, at, 5, "x"), new) for at in (2_000, 3_000)],
+        [],
+        [],
+    )
+    retention = Retention(raw_days=30, minute_days=2, hour_days=90, day_days=1825)
+    assert await first_result(store, site, now=3_500, retention=retention) is None
+    third = CheckResult(D, 4_000, 5, "x")
+    state, transition = next_state(site.id, replace(new, streak=2), third, failure_threshold=3)
+    assert transition is not None
+    await store.record_transition(site.id, third, state, transition)
+    assert await first_result(store, site, now=5_000, retention=retention) == 4_000

@@ -166,14 +166,6 @@ def unmuted_event(site: Site, state: SiteState, now: int) -> Event:
     )
 
 
-DAY_MS = 86_400_000
-
-
-def days_left(certificate: Certificate, now: int) -> int:
-    """Whole days until the certificate expires (negative once it has)."""
-    return (certificate.expires_at - now) // DAY_MS
-
-
 def warning_due(days: int, thresholds: list[int], warned: int | None) -> int | None:
     """The threshold to warn of now, or None: the lowest one ``days`` has reached, unless one
     as low was warned of already for this certificate (``warned``)."""

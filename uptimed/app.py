@@ -96,12 +96,14 @@ async def database_watch_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _check_session(*, keep_alive: bool) -> aiohttp.ClientSession:
+    """Only fresh connections' https answers carry their certificate (``TlsResponse``): a
+    kept-alive one shows an old handshake's, and the monitor reads none from it."""
     connector = CheckConnector(limit=0, force_close=not keep_alive, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
         headers={"User-Agent": f"uptimed/{__version__}"},
         cookie_jar=aiohttp.DummyCookieJar(),
-        response_class=TlsResponse,  # https answers carry their certificate
+        response_class=aiohttp.ClientResponse if keep_alive else TlsResponse,
     )
 
 

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from uptimed.alerting import certificate_event, days_left, warning_due
+from uptimed.alerting import certificate_event, warning_due
 from uptimed.db import Store
 from uptimed.models import Certificate, Site
 from uptimed.notify.discord import build_payload
@@ -44,17 +44,21 @@ class CertificateWatch:
     def forget(self, site_id: int) -> None:
         self._known.pop(site_id, None)
 
-    async def seen(self, site: Site, certificate: Certificate, *, muted: bool) -> None:
-        """A check of ``site`` saw ``certificate``. While alerts are muted nothing is warned
-        of (nor noted as warned): the warning comes with the first check after the mute."""
+    async def seen(self, site: Site, certificate: Certificate, *, muted: bool) -> bool:
+        """A check of ``site`` saw ``certificate``; False when a warning is due but alerts are
+        muted (or it could not be saved): it is not noted as warned, and comes with the first
+        check after the mute."""
         known, warned = self._known.get(site.id, (None, None))
         if known is not None and known.expires_at != certificate.expires_at:
             warned = None  # a renewed certificate: its thresholds start afresh
         now = int(self._clock() * 1000)
-        days = days_left(certificate, now)
-        due = None if muted else warning_due(days, site.tls_expiry_warn_days, warned)
+        days = certificate.days_left(now)
+        due = warning_due(days, site.tls_expiry_warn_days, warned)
+        held = muted and due is not None
+        if held:
+            due = None
         if due is None and certificate == known:
-            return
+            return not held
         message = None
         if due is not None:
             warned = due
@@ -65,7 +69,8 @@ class CertificateWatch:
             )
         except sqlite3.OperationalError as e:  # a full disk, a lock: the next check tries again
             log.warning("certificate not saved site=%d: %s", site.id, e)
-            return
+            return False
         self._known[site.id] = (certificate, warned)
         if message is not None:
             self._on_message()
+        return not held

@@ -42,7 +42,7 @@ _IPV6 = "|".join(
         rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
     ]
 )
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # at most 63 characters (DNS)
 _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[(?:{_IPV6})\])"
 _USERINFO = "(?:[A-Za-z0-9._~!$&'()*+,;=-]+(?::[A-Za-z0-9._~!$&'()*+,;=-]*)?@)?"
 _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
@@ -96,6 +96,10 @@ SITE_URL_RULE = (
 
 def is_tcp(url: str) -> bool:
     return url[:6].lower() == "tcp://"
+
+
+def is_https(url: str) -> bool:
+    return url[:8].lower() == "https://"
 
 
 def tcp_address(url: str) -> tuple[str, int]:

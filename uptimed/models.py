@@ -7,6 +7,7 @@ they become ISO 8601 UTC strings with milliseconds and ``Z`` only when serialise
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,6 +73,8 @@ Timestamp = Annotated[
 
 
 _DATETIME = TypeAdapter(datetime)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INSTANT_RULE = "must be an ISO 8601 time like 2026-12-06T10:00:00Z"
 _LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time iso_ms can write
 
 
@@ -80,7 +83,8 @@ def _instant(value: Any, info: ValidationInfo) -> int:
     Times before 1970 mean the same as 1970 (the past), and after 9999 as 9999."""
     if isinstance(value, int) and not isinstance(value, bool) and info.mode == "python":
         return value
-    if not isinstance(value, str):
+    # pydantic would also read "3600" as seconds since 1970: a duration sent by mistake
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
         raise PydanticCustomError("instant", _INSTANT_RULE)
     try:
         moment = _DATETIME.validate_strings(value)
@@ -89,9 +93,6 @@ def _instant(value: Any, info: ValidationInfo) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return min(max(int(moment.timestamp() * 1000), 0), _LAST_MS)
-
-
-_INSTANT_RULE = "must be an ISO 8601 time like 2026-12-06T10:00:00Z"
 
 
 # A time a request sets: ISO 8601 on the wire both ways, epoch ms inside.
@@ -466,6 +467,10 @@ class Certificate:
     subject: str
     issuer: str
     expires_at: int
+
+    def days_left(self, now: int) -> int:
+        """Whole days from ``now`` (epoch ms) until it expires; negative once it has."""
+        return (self.expires_at - now) // 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,12 @@ from dataclasses import dataclass, replace
 
 import aiohttp
 
-from uptimed.alerting import event_for, muted, next_state
+from uptimed.alerting import event_for, next_state
 from uptimed.batching import CheckBatcher
 from uptimed.certificates import CertificateWatch
 from uptimed.checks import LocalFault, check_site
 from uptimed.db import Store
+from uptimed.fields import is_https
 from uptimed.health import Health
 from uptimed.models import CheckResult, Site, SiteState, Status, Transition
 from uptimed.notify.discord import build_payload
@@ -115,7 +116,10 @@ class Monitor:
         self.states: dict[int, SiteState] = {}
         self._stamps: dict[int, int] = {}  # site id -> checked_at of its last check
         self._unwritten = UnwrittenAlerts() if unwritten is None else unwritten
-        self._handshakes: dict[int, float] = {}  # kept-alive https site -> last fresh check
+        self._handshakes: dict[int, float] = {}  # kept-alive https site -> last fresh read
+        # site -> alerts_muted_until (epoch ms), as the latest PATCH left it: a check in flight
+        # holds the Site it started with, which may predate the mute.
+        self._mutes: dict[int, int] = {}
         self.certificates = CertificateWatch(store, clock=clock, on_message=on_message)
         self._held: deque[_Held] = deque()  # transitions the database refused, oldest first
         self._writer: asyncio.Task[None] | None = None
@@ -126,6 +130,18 @@ class Monitor:
 
     def add(self, site: Site) -> None:
         self.states[site.id] = SiteState(status=Status.INITIAL, since=site.created_at)
+        self.set_mute(site)
+
+    def set_mute(self, site: Site) -> None:
+        """Follow the site's ``alerts_muted_until`` (at start-up and after every change)."""
+        if site.alerts_muted_until is None:
+            self._mutes.pop(site.id, None)
+        else:
+            self._mutes[site.id] = site.alerts_muted_until
+
+    def _muted(self, site_id: int, now: int) -> bool:
+        until = self._mutes.get(site_id)
+        return until is not None and now < until
 
     def restore(self, site_id: int, state: SiteState, last_checked: int | None) -> None:
         """A stored site's state at start-up (unless a check changed it meanwhile); its next
@@ -139,6 +155,7 @@ class Monitor:
         self._stamps.pop(site_id, None)
         self._paused.discard(site_id)
         self._handshakes.pop(site_id, None)
+        self._mutes.pop(site_id, None)
         self.certificates.forget(site_id)
 
     def pause(self, site_id: int) -> None:
@@ -224,18 +241,28 @@ class Monitor:
             # Rows batched before this transition go first: the order of a site's rows holds.
             await self._batcher.flush()
             message = None
-            if not muted(site, result.checked_at):
+            if not self._muted(site.id, result.checked_at):
                 message = json.dumps(build_payload(event_for(site, transition)))
             held = _Held(site.id, result, state, transition, self._unwritten.new_key(), message)
             # Behind a held transition, or refused itself: kept, its alert sent from memory.
             if self._held or not await self._try_write(held):
                 await self._hold(held)
         # A kept-alive connection shows the certificate of its handshake, maybe hours ago:
-        # only a fresh one's is news (``_session`` makes one an hour).
-        if result.certificate is not None and session is self._sessions.fresh:
-            await self.certificates.seen(
-                site, result.certificate, muted=muted(site, result.checked_at)
+        # only a fresh one's is news (``_session`` makes one an hour). Deleted or paused
+        # meanwhile (the writes above wait): nothing to say.
+        if (
+            result.certificate is not None
+            and session is self._sessions.fresh
+            and site.id in self.states
+            and site.id not in self._paused
+        ):
+            settled = await self.certificates.seen(
+                site, result.certificate, muted=self._muted(site.id, result.checked_at)
             )
+            # Read, and no warning held back by a mute: a kept-alive site reuses its
+            # connection for the next hour (else its next check connects afresh again).
+            if settled and self._sessions.for_site(site) is self._sessions.pooled:
+                self._handshakes[site.id] = self._monotonic()
         if transition is not None:
             log.info(
                 "transition site=%d %s->%s reason=%r rtt_ms=%d",
@@ -261,13 +288,11 @@ class Monitor:
         if site.is_tcp:
             return self._sessions.fresh
         session = self._sessions.for_site(site)
-        if session is self._sessions.fresh or site.url[:6].lower() != "https:":
+        if session is self._sessions.fresh or not is_https(site.url):
             return session
-        now = self._monotonic()
         last = self._handshakes.get(site.id)
-        if last is not None and now - last < HANDSHAKE_EVERY_SECONDS:
+        if last is not None and self._monotonic() - last < HANDSHAKE_EVERY_SECONDS:
             return session
-        self._handshakes[site.id] = now
         return self._sessions.fresh
 
     async def _try_write(self, held: _Held) -> bool:

@@ -41,14 +41,20 @@ def decides_check(site: Site) -> str:
     return site.model_dump_json(include=CHECK_FIELDS)
 
 
-def first_run_at(site: Site, last_checked_ms: int | None, now: datetime, spread: float) -> datetime:
-    """When a site's first check after start-up is due: never later than one interval away."""
-    interval = timedelta(seconds=site.check_interval_seconds)
+def first_run_at(
+    site: Site, last_checked_ms: int | None, now: datetime, spread: float, *, retrying: bool = False
+) -> datetime:
+    """When a site's first check after start-up is due: never later than one interval away;
+    ``retrying`` (failures were being counted at the stop): one retry interval away."""
+    seconds = site.check_interval_seconds
+    if retrying and site.retry_interval_seconds is not None:
+        seconds = min(seconds, site.retry_interval_seconds)
+    interval = timedelta(seconds=seconds)
     if last_checked_ms is not None:
         due = datetime.fromtimestamp(last_checked_ms / 1000, tz=UTC) + interval
         if now < due <= now + interval:
             return due
-    window = min(site.check_interval_seconds, spread)
+    window = min(seconds, spread)
     return now + timedelta(seconds=(site.id * _GOLDEN) % 1.0 * window)
 
 
@@ -254,6 +260,7 @@ class Scheduler:
                 self._monitor.restore(site.id, *states[site.id])
             if site.paused:
                 self._monitor.pause(site.id)
+            self._monitor.set_mute(site)
         await self._monitor.certificates.restore()
         self._restored.set()
         sites = [site for site in sites if not site.paused]
@@ -261,8 +268,9 @@ class Scheduler:
         plan: list[tuple[datetime, Site]] = []
         for offset in range(0, len(sites), RESUME_CHUNK * 4):
             for site in sites[offset : offset + RESUME_CHUNK * 4]:
-                last = states[site.id][1] if site.id in states else None
-                plan.append((first_run_at(site, last, now, self._spread), site))
+                state, last = states.get(site.id, (None, None))
+                retrying = state is not None and counting_failures(state)
+                plan.append((first_run_at(site, last, now, self._spread, retrying=retrying), site))
             await asyncio.sleep(0)
         plan.sort(key=lambda item: item[0])
         for offset in range(0, len(plan), RESUME_CHUNK):
@@ -313,6 +321,7 @@ class Scheduler:
         await self._restored.wait()
         if after.id not in self._monitor.states:  # deleted meanwhile
             return
+        self._monitor.set_mute(after)
         if self._resuming:
             self._latest[after.id] = after
         if after.paused:

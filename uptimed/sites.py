@@ -40,9 +40,9 @@ def patched(site: Site, patch: BaseModel) -> dict[str, Any]:
     return values
 
 
-def patch_null_is_default(name: str) -> bool:
-    """A PATCH's null resets the field, unless null is one of the field's own values."""
-    return SiteIn.model_fields[name].default is not None or name == "tls_expiry_warn_days"
+# Fields whose default is a setting and for which a PATCH's null is a value of its own (never
+# remind), not "the default again".
+NULL_IS_A_VALUE = frozenset({"renotify_every_seconds"})
 
 
 class Sites:
@@ -88,7 +88,7 @@ class Sites:
             # A null that resets a field whose default is a setting (not renotify's: its null
             # means never) gives the setting's value.
             for name, default in self._defaults.items():
-                if name not in values and patch_null_is_default(name):
+                if name not in values and name not in NULL_IS_A_VALUE:
                     values[name] = default
             data = SiteIn.model_validate(values)
             now = self._clock.now_ms()

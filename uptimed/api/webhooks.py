@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from uptimed.alerting import started_event, trial_event
+from uptimed.alerting import muted, started_event, trial_event
 from uptimed.api.middleware import ApiError
 from uptimed.api.openapi import Link, operation
 from uptimed.api.validation import parse_body, path_id
@@ -49,17 +49,21 @@ routes = web.RouteTableDef()
     },
 )
 async def create_webhook(request: web.Request) -> web.Response:
-    """If the site has been checked already, the webhook is sent "Monitoring started" now."""
+    """If the site has been checked already, the webhook is sent "Monitoring started" now
+    (unless the site's alerts are muted)."""
     data = await parse_body(request, WebhookIn)
     app = request.app
-    webhook = await app[STORE].insert_webhook(data, now=app[CLOCK].now_ms(), greeting=_greeting)
+    now = app[CLOCK].now_ms()
+
+    def greeting(site: Site, latest: HistoryRow) -> str | None:
+        if muted(site, now):
+            return None
+        return json.dumps(build_payload(started_event(site, latest)))
+
+    webhook = await app[STORE].insert_webhook(data, now=now, greeting=greeting)
     if webhook.pending:
         app[DISPATCHER].wake()
     return web.json_response(webhook.model_dump(mode="json"))
-
-
-def _greeting(site: Site, latest: HistoryRow) -> str:
-    return json.dumps(build_payload(started_event(site, latest)))
 
 
 @routes.get("/webhooks")

@@ -59,6 +59,8 @@ async def probe(session: aiohttp.ClientSession, site: Site, timeout: float) -> A
             )
     except ssl.SSLCertVerificationError as e:
         raise Failure(reason(e, timeout), transient=False) from e
+    except UnicodeError as e:  # a name IDNA cannot encode: no lookup can find it
+        raise Failure("DNS lookup failed", transient=False) from e
     except OSError as e:  # refused, reset, DNS, TLS alerts, and TimeoutError
         raise transient(e, timeout) from e
     except MemoryError as e:

@@ -45,7 +45,7 @@ class AlertQueries(Connection):
         rows = await self._reader.execute_fetchall(
             f"SELECT {_S_COLUMNS}, i.id AS incident_id, i.started_at,"
             " coalesce(i.reminded_at, i.started_at) AS last,"
-            f" coalesce({_LATEST_REASON}, i.reason) AS latest_reason"
+            f" coalesce({_LATEST_REASON}, i.reason) AS reason"
             " FROM incidents i JOIN sites s ON s.id = i.site_id"
             " WHERE i.ended_at IS NULL AND s.renotify_every_seconds IS NOT NULL"
             " AND s.paused = 0 AND s.status = 'DOWN' AND s.told_status = 'DOWN'"
@@ -56,7 +56,11 @@ class AlertQueries(Connection):
         )
         return [
             DueReminder(
-                site_from_row(row), row["incident_id"], row["started_at"], row[-1], row["last"]
+                site_from_row(row),
+                row["incident_id"],
+                row["started_at"],
+                row["reason"],
+                row["last"],
             )
             for row in rows
         ]

@@ -80,8 +80,9 @@ class HistoryQueries(Connection):
             await db.execute(INSERT_HISTORY, history_values(site_id, result, state))
             if transition.current is Status.DOWN:
                 await db.execute(
-                    "INSERT INTO incidents (site_id, started_at, reason) VALUES (?, ?, ?)",
-                    (site_id, result.checked_at, result.reason),
+                    "INSERT INTO incidents (site_id, started_at, reason, checks_failed)"
+                    " VALUES (?, ?, ?, ?)",
+                    (site_id, result.checked_at, result.reason, transition.checks),
                 )
             else:
                 await db.execute(

@@ -123,21 +123,31 @@ def window_ms(window: str) -> int:
 async def first_result(store: Store, site: Site, *, now: int, retention: Retention) -> int | None:
     """When the site's first check ran (its ``checked_at``), or None while none has finished.
 
-    Exact while the raw history still holds the INITIAL row: the next row's ``status_since``
-    is the first check (``OPTIMISATION=1`` moves a row's ``checked_at``, never its
-    ``status_since``). Once pruning took the INITIAL row, the first bucket of the finest rollup
-    level not yet pruned back to that time holds the first check. Within it the first check is
-    known exactly when every check of the bucket had one status, which then began with the
-    first check: the oldest incident's start (all DOWN) or the oldest raw row's ``status_since``
-    (the status never changed since), if they fall in the bucket. Otherwise the bucket's start
-    stands for it, as the window's start is rounded at that resolution anyway.
+    Exact while the raw history still holds the INITIAL row: the first row with another
+    ``status_since`` is the first check that decided a status (``OPTIMISATION=1`` moves a
+    row's ``checked_at``, never its ``status_since``; checks counted towards a threshold
+    before it keep the INITIAL row's). Once pruning took the INITIAL row, the first bucket of
+    the finest rollup level not yet pruned back to that time holds the first check. Within it
+    the first check is known exactly when every check of the bucket had one status, which then
+    began with the first check: the oldest incident's start (all DOWN) or the oldest raw row's
+    ``status_since`` (the status never changed since), if they fall in the bucket. Otherwise
+    the bucket's start stands for it, as the window's start is rounded at that resolution
+    anyway.
     """
     rows = await store.reader.execute_fetchall(
-        "SELECT status, status_since FROM history WHERE site_id = ? ORDER BY checked_at LIMIT 2",
+        "SELECT status, status_since FROM history WHERE site_id = ? ORDER BY checked_at LIMIT 1",
         (site.id,),
     )
     if rows and rows[0][0] == STATUS_CODES[Status.INITIAL]:
-        return rows[1][1] if len(rows) > 1 else None
+        # The first row whose state is no longer INITIAL: checks counted towards a threshold
+        # before it (failed, while the site was still INITIAL) carry the INITIAL row's since.
+        row = await fetch_one(
+            store.reader,
+            "SELECT status_since FROM history WHERE site_id = ? AND status_since <> ?"
+            " ORDER BY checked_at LIMIT 1",
+            (site.id, rows[0][1]),
+        )
+        return None if row is None else row[0]
     raw_since = rows[0][1] if rows else None
     firsts: dict[str, tuple[int, int, int]] = {}  # level -> its oldest (bucket, checks, up)
     for table, _ in LEVELS:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, TypeVar, get_args
 
 import aiosqlite
@@ -23,7 +23,7 @@ from uptimed.db.history import INSERT_HISTORY
 from uptimed.db.outbox import queue_messages
 from uptimed.db.schema import STATUS_CODES
 from uptimed.fields import HttpMethod
-from uptimed.models import Site, SiteIn, SiteState, SiteView, Status, TlsCertificate
+from uptimed.models import Certificate, Site, SiteIn, SiteState, SiteView, Status, TlsCertificate
 
 T = TypeVar("T")
 
@@ -62,7 +62,6 @@ _NO_HEADERS: dict[str, str] = {}
 # thresholds (most sites have the default).
 _METHODS = {method: method for method in get_args(HttpMethod)}
 _WARN_DAYS: dict[str, list[int]] = {}
-DAY_MS = 86_400_000
 SELECT_SITE = f"SELECT {SITE_COLUMNS} FROM sites WHERE id = ?"
 _START_PAUSE = "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)"
 
@@ -99,14 +98,9 @@ def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
 def view_from_row(row: sqlite3.Row, now: int) -> SiteView:
     """``now`` (epoch ms) counts the certificate's days left."""
     data = _settings(row)
-    expires = row["tls_expires_at"]
-    if expires is not None:
-        data["tls_certificate"] = TlsCertificate(
-            subject=row["tls_subject"],
-            issuer=row["tls_issuer"],
-            expires_at=expires,
-            days_left=(expires - now) // DAY_MS,
-        )
+    if row["tls_expires_at"] is not None:
+        seen = Certificate(row["tls_subject"], row["tls_issuer"], row["tls_expires_at"])
+        data["tls_certificate"] = TlsCertificate(**asdict(seen), days_left=seen.days_left(now))
     checked = row["last_code"] not in (None, STATUS_CODES[Status.INITIAL])
     data.update(
         status=Status(row["status"]),

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import aiosqlite
 
-from uptimed.alerting import muted
 from uptimed.db.connection import (
     HISTORY_SELECT,
     NotFound,
@@ -46,7 +45,7 @@ class WebhookQueries(SiteQueries):
         self,
         data: WebhookIn,
         now: int,
-        greeting: Callable[[Site, HistoryRow], str] | None = None,
+        greeting: Callable[[Site, HistoryRow], str | None] | None = None,
     ) -> Webhook:
         """Store a webhook; if its site has already left INITIAL, queue ``greeting(site, latest)``.
 
@@ -68,7 +67,7 @@ class WebhookQueries(SiteQueries):
             pending = 0
             site = site_from_row(site_row)
             status = await self.site_status(db, site.id)
-            if greeting is not None and status is not Status.INITIAL and not muted(site, now):
+            if greeting is not None and status is not Status.INITIAL:
                 async with db.execute(
                     f"{HISTORY_SELECT} WHERE site_id = ? ORDER BY checked_at DESC LIMIT 1",
                     (data.site_id,),
@@ -82,12 +81,14 @@ class WebhookQueries(SiteQueries):
                         last_status_change=latest.last_status_change,
                         reason=await self._open_reason(db, site.id),
                     )
-                await db.execute(
-                    "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (site.id, webhook_id, data.discord_webhook_url, greeting(site, latest), now),
-                )
-                pending = 1
+                payload = greeting(site, latest)
+                if payload is not None:  # None: the site's alerts are muted
+                    await db.execute(
+                        "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (site.id, webhook_id, data.discord_webhook_url, payload, now),
+                    )
+                    pending = 1
         return Webhook.model_construct(
             **data.model_dump(),
             id=webhook_id,

@@ -178,8 +178,8 @@ def _fields(event: Event) -> list[dict[str, Any]]:
         if event.kind is EventKind.UP:
             downtime = format_duration(event.at - event.down_since)
             fields.append(_field("Downtime", downtime, inline=True))
-    if event.checks > 1 and event.kind in (EventKind.DOWN, EventKind.UP):
-        what = "failed" if event.kind is EventKind.DOWN else "good"
+    if event.checks > 1 and event.kind in (EventKind.DOWN, EventKind.UP, EventKind.STARTED):
+        what = "failed" if event.status is Status.DOWN else "good"
         fields.append(_field("Confirmed by", f"{event.checks} {what} checks in a row", inline=True))
     if event.kind is EventKind.CERTIFICATE and (cert := event.certificate) is not None:
         fields.append(_field("Subject", _text(cert.subject, FIELD_VALUE_MAX, "(none)")))
