@@ -242,6 +242,9 @@ def insert_sites_direct(
                 "UPDATE sites SET status = 'UP', status_since = ?, last_checked = ? WHERE id = ?",
                 ((created + 1, at, site_id) for site_id, at in checks),
             )
+            site_columns = {row[1] for row in conn.execute("PRAGMA table_info(sites)")}
+            if "told_status" in site_columns:  # schema 8: their webhooks were told (they have none)
+                conn.execute("UPDATE sites SET told_status = status WHERE id > ?", (last,))
         conn.execute("COMMIT")
         (first, end) = conn.execute(
             "SELECT min(id), max(id) FROM sites WHERE id > ?", (last,)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ManualClock
 from uptimed.alerting import counting_failures, next_state
 from uptimed.db import Store
 from uptimed.db.history import history_values
 from uptimed.db.maintenance import Retention
 from uptimed.db.reports import first_result
+from uptimed.followups import Followups
 from uptimed.models import CheckResult, SiteIn, SiteState, Status
 
 INI, U, D = Status.INITIAL, Status.UP, Status.DOWN
@@ -173,3 +175,28 @@ async def test_a_new_site_is_monitored_from_the_check_that_decided_its_status(
     assert transition is not None
     await store.record_transition(site.id, third, state, transition)
     assert await first_result(store, site, now=5_000, retention=retention) == 4_000
+
+
+async def test_followups_read_a_storm_a_page_at_a_time_and_tell_each_site_once(
+    store: Store,
+) -> None:
+    """Seven sites down for an hour, reminded every minute, read two at a time."""
+    ids = []
+    for n in range(7):
+        site = await store.insert_site(
+            SiteIn(url=f"http://s{n}.test/", name=f"S{n}", renotify_every_seconds=60), now=1_000
+        )
+        down = CheckResult(D, 2_000, 5, "x")
+        state, transition = next_state(site.id, SiteState(INI, 1_000), down)
+        assert transition is not None
+        await store.record_transition(site.id, down, state, transition, message="{}")
+        ids.append(site.id)
+    clock = ManualClock(wall=3_600.0)
+    woken = []
+    followups = Followups(store, clock=clock.clock(), wake=lambda: woken.append(1), page=2)
+
+    assert await followups.run() == 7
+    assert await followups.run() == 0
+    assert woken == [1]
+    clock.advance(60)
+    assert await followups.run() == 7

@@ -38,10 +38,13 @@ class Untold:
 
 
 class AlertQueries(Connection):
-    async def due_reminders(self, now: int) -> list[DueReminder]:
+    async def due_reminders(
+        self, now: int, *, after: int = 0, limit: int = 500
+    ) -> list[DueReminder]:
         """Open incidents of DOWN sites whose next reminder is due at ``now``: one period
         after the later of the incident's start and its last reminder. Sites paused, muted or
-        whose webhooks were not told of the outage (a mute ends first) are left out."""
+        whose webhooks were not told of the outage (a mute ends first) are left out. At most
+        ``limit``, in incident order from after ``after`` (a storm is read a page at a time)."""
         rows = await self._reader.execute_fetchall(
             f"SELECT {_S_COLUMNS}, i.id AS incident_id, i.started_at,"
             " coalesce(i.reminded_at, i.started_at) AS last,"
@@ -51,8 +54,8 @@ class AlertQueries(Connection):
             " AND s.paused = 0 AND s.status = 'DOWN' AND s.told_status = 'DOWN'"
             f" AND {_UNMUTED}"
             " AND coalesce(i.reminded_at, i.started_at) + s.renotify_every_seconds * 1000 <= :now"
-            " ORDER BY i.id",
-            {"now": now},
+            " AND i.id > :after ORDER BY i.id LIMIT :limit",
+            {"now": now, "after": after, "limit": limit},
         )
         return [
             DueReminder(
@@ -79,16 +82,17 @@ class AlertQueries(Connection):
             await queue_messages(db, reminder.site.id, message, now)
         return True
 
-    async def untold(self, now: int) -> list[Untold]:
+    async def untold(self, now: int, *, after: int = 0, limit: int = 500) -> list[Untold]:
         """Unmuted, unpaused sites whose status differs from the last one told (index
-        ``sites_untold``: only sites a mute kept quiet are read)."""
+        ``sites_untold``: only sites a mute kept quiet are read); at most ``limit``, in id
+        order from after ``after``."""
         rows = await self._reader.execute_fetchall(
             f"SELECT {_S_COLUMNS}, s.status, s.status_since,"
             " (SELECT reason FROM incidents i WHERE i.site_id = s.id AND i.ended_at IS NULL)"
             " AS open_reason FROM sites s INDEXED BY sites_untold"
             " WHERE s.told_status <> s.status AND s.status <> 'INITIAL' AND s.paused = 0"
-            f" AND {_UNMUTED}",
-            {"now": now},
+            f" AND {_UNMUTED} AND s.id > :after ORDER BY s.id LIMIT :limit",
+            {"now": now, "after": after, "limit": limit},
         )
         return [
             Untold(
