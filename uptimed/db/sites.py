@@ -84,7 +84,7 @@ def _settings(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def site_from_row(row: sqlite3.Row) -> Site:
-    return Site.model_construct(SITE_FIELDS, **_settings(row))
+    return _lean_site(_settings(row))
 
 
 def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
@@ -92,7 +92,25 @@ def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
     fields = dict(data)
     fields["headers"] = data.headers or _NO_HEADERS
     fields["method"] = _METHODS.get(data.method, data.method)
-    return Site.model_construct(SITE_FIELDS, **fields, id=site_id, created_at=created_at)
+    return _lean_site({**fields, "id": site_id, "created_at": created_at})
+
+
+_SITE_ORDER = tuple(Site.model_fields)
+
+
+def _lean_site(values: dict[str, Any]) -> Site:
+    """``Site.model_construct(SITE_FIELDS, **values)``, with the attributes set one by one in
+    one order: CPython then keeps one table of keys for every site and each site holds only
+    its values (a "split" dict: 288 bytes for 27 fields, where the dict pydantic builds takes
+    832, as its table doubles past 21 keys). 100,000 sites stay in the scheduler's jobs: 55 MB.
+    What pydantic sees is the same: a frozen model whose ``__dict__`` has every field."""
+    site = object.__new__(Site)
+    for name in _SITE_ORDER:
+        object.__setattr__(site, name, values[name])
+    object.__setattr__(site, "__pydantic_fields_set__", SITE_FIELDS)
+    object.__setattr__(site, "__pydantic_extra__", None)
+    object.__setattr__(site, "__pydantic_private__", None)
+    return site
 
 
 def view_from_row(row: sqlite3.Row, now: int) -> SiteView:
