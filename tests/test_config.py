@@ -198,3 +198,22 @@ def test_config_errors_redact_secrets(
 def test_a_flag_error_names_the_flag() -> None:
     with pytest.raises(ConfigError, match=r"^--port: .*\(got 'abc'\)$"):
         load_settings({"port": "abc"})
+
+
+def test_certificate_warning_days_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("UPTIMED_TLS_EXPIRY_WARN_DAYS", "7, 30,1,7")
+    monkeypatch.setenv("UPTIMED_RENOTIFY_EVERY_SECONDS", "3600")
+    got = load_settings()
+    assert (got.tls_expiry_warn_days, got.renotify_every_seconds) == ([30, 7, 1], 3600)
+    monkeypatch.setenv("UPTIMED_TLS_EXPIRY_WARN_DAYS", "")
+    assert load_settings().tls_expiry_warn_days == []
+    monkeypatch.setenv("UPTIMED_TLS_EXPIRY_WARN_DAYS", "soon")
+    with pytest.raises(ConfigError, match=r"^UPTIMED_TLS_EXPIRY_WARN_DAYS: "):
+        load_settings()
+    monkeypatch.setenv("UPTIMED_TLS_EXPIRY_WARN_DAYS", "7")
+    monkeypatch.setenv("UPTIMED_RENOTIFY_EVERY_SECONDS", "30")
+    with pytest.raises(ConfigError, match=r"^UPTIMED_RENOTIFY_EVERY_SECONDS: .* 60"):
+        load_settings()

@@ -140,18 +140,11 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("tls_expiry_warn_days", mode="before")
-    @classmethod
-    def _split_days(cls, value: Any) -> Any:
-        """``UPTIMED_TLS_EXPIRY_WARN_DAYS=14,7,3,1`` (empty: no warnings)."""
-        if isinstance(value, str):
-            return [item for item in value.replace(",", " ").split() if item]
-        return value
-
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "tls_expiry_warn_days", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
-        """``UPTIMED_TRUSTED_PROXIES=127.0.0.1, 10.0.0.0/8``: the environment gives one string."""
+        """``UPTIMED_TRUSTED_PROXIES=127.0.0.1, 10.0.0.0/8``, ``UPTIMED_TLS_EXPIRY_WARN_DAYS=14,7``
+        (empty: none): the environment gives one string."""
         if isinstance(value, str):
             return [item for item in value.replace(",", " ").split() if item]
         return value
