@@ -60,9 +60,9 @@ def next_state(
     return SiteState(status=result.status, since=result.checked_at, reason=reason), transition
 
 
-def muted(site: SiteIn, now: int) -> bool:
-    """Alerts of the site are held back at ``now`` (epoch ms)."""
-    return site.alerts_muted_until is not None and now < site.alerts_muted_until
+def muted(until: int | None, now: int) -> bool:
+    """A site's alerts are held back at ``now`` (epoch ms) by its ``alerts_muted_until``."""
+    return until is not None and now < until
 
 
 def counting_failures(state: SiteState) -> bool:

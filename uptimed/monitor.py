@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import aiohttp
 
-from uptimed.alerting import event_for, next_state
+from uptimed.alerting import event_for, muted, next_state
 from uptimed.batching import CheckBatcher
 from uptimed.certificates import CertificateWatch
 from uptimed.checks import LocalFault, check_site
@@ -140,8 +140,7 @@ class Monitor:
             self._mutes[site.id] = site.alerts_muted_until
 
     def _muted(self, site_id: int, now: int) -> bool:
-        until = self._mutes.get(site_id)
-        return until is not None and now < until
+        return muted(self._mutes.get(site_id), now)
 
     def restore(self, site_id: int, state: SiteState, last_checked: int | None) -> None:
         """A stored site's state at start-up (unless a check changed it meanwhile); its next

@@ -92,7 +92,7 @@ class Sites:
                     values[name] = default
             data = SiteIn.model_validate(values)
             now = self._clock.now_ms()
-            quiet = muted(data, now)  # no message of pausing or resuming either
+            quiet = muted(data.alerts_muted_until, now)  # no message of pausing or resuming either
             pausing = data.paused and not site.paused
             if pausing:  # from now on, a check in flight records nothing
                 self._monitor.pause(site_id)
@@ -121,7 +121,9 @@ class Sites:
             site = await self._store.get_site(site_id, latest=True)
             now = self._clock.now_ms()
             farewell = (
-                None if muted(site, now) else json.dumps(build_payload(ended_event(site, now)))
+                None
+                if muted(site.alerts_muted_until, now)
+                else json.dumps(build_payload(ended_event(site, now)))
             )
             await self._store.delete_site(site.id, farewell=farewell, now=now)
             self._scheduler.unschedule(site.id)

@@ -56,7 +56,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     now = app[CLOCK].now_ms()
 
     def greeting(site: Site, latest: HistoryRow) -> str | None:
-        if muted(site, now):
+        if muted(site.alerts_muted_until, now):
             return None
         return json.dumps(build_payload(started_event(site, latest)))
 
