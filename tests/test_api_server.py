@@ -218,12 +218,11 @@ async def test_held_connections_never_starve_checks(daemon: Daemon, target: Targ
             "DEFAULT_TIMEOUT_SECONDS": "2",
         }
     )
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 
-    def low_soft_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    def low_limit() -> None:  # the hard limit too: uptimed raises its soft limit to the hard one
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
-    await daemon.start(preexec_fn=low_soft_limit)
+    await daemon.start(preexec_fn=low_limit)
     status, site = await api(
         daemon,
         "POST",

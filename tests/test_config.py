@@ -146,7 +146,7 @@ def test_field_names_in_the_environment_are_not_read(monkeypatch: pytest.MonkeyP
     (Path(".env")).write_text("LOG_LEVEL=DEBUG\nMAX_CONCURRENT_CHECKS=3\n")
     s = load_settings()
     assert (s.port, s.host, s.keep_alive) == (8000, "127.0.0.1", False)
-    assert (s.log_level, s.max_concurrent_checks) == ("INFO", 500)
+    assert (s.log_level, s.max_concurrent_checks) == ("INFO", None)
     monkeypatch.setenv("UPTIMED_KEEP_ALIVE", "1")
     (Path(".env")).write_text("UPTIMED_LOG_LEVEL=DEBUG\nrate_limit=7\n")
     s = load_settings()

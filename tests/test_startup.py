@@ -376,3 +376,39 @@ def test_readme_operations_match_what_is_checked_here() -> None:
         "uid 10001" in (ROOT / "Dockerfile").read_text()
         or "--uid 10001" in (ROOT / "Dockerfile").read_text()
     )
+
+
+def _limit_of(pid: int) -> tuple[int, int]:
+    return resource.prlimit(pid, resource.RLIMIT_NOFILE)
+
+
+async def test_the_open_file_soft_limit_is_raised_to_the_hard_limit_and_logged(
+    daemon: Daemon,
+) -> None:
+    """systemd gives a service 1024 descriptors (soft) of 524288 (hard): a check holds one, so
+    uptimed takes what it may, and says so."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard > 1024, "the test needs a hard limit above systemd's soft default"
+
+    def systemd_default() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    await daemon.start(preexec_fn=systemd_default)
+    assert daemon.proc is not None
+    assert _limit_of(daemon.proc.pid) == (hard, hard)
+    _, out = await daemon.stop(signal.SIGTERM)
+    shown = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    lines = [line for line in out.splitlines() if "open files" in line]
+    assert len(lines) == 1 and " INFO " in lines[0], lines
+    assert lines[0].endswith(f"open files: soft limit raised from 1024 to the hard limit {shown}")
+
+    def no_room() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    await daemon.start(preexec_fn=no_room)
+    assert daemon.proc is not None
+    assert _limit_of(daemon.proc.pid) == (512, 512)
+    _, out = await daemon.stop(signal.SIGTERM)
+    assert [line.split(": ", 1)[1] for line in out.splitlines() if "open files" in line] == [
+        "open files: limit 512 (soft = hard)"
+    ]

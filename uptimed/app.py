@@ -50,6 +50,7 @@ from uptimed.config import Settings
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
+from uptimed.descriptors import check_budget, soft_limit
 from uptimed.followups import Followups
 from uptimed.health import Health, watch_database_file
 from uptimed.monitor import CheckSessions, Monitor
@@ -155,7 +156,9 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HTTP],
         timeout=settings.default_timeout_seconds,
         retries=settings.check_retries,
-        max_concurrent=settings.max_concurrent_checks,
+        max_concurrent=check_budget(
+            soft_limit(), settings.max_concurrent_checks, settings.max_connections
+        ),
         append_unchanged=not settings.optimisation,
         flush_seconds=settings.history_flush_seconds,
         clock=app[CLOCK].now,

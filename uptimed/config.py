@@ -87,7 +87,12 @@ class Settings(BaseSettings):
         True,
         description="/openapi.json, /docs and /redoc without auth (they hold no data)",
     )
-    max_concurrent_checks: int = _env("UPTIMED_MAX_CONCURRENT_CHECKS", 500, ge=1)
+    max_concurrent_checks: int | None = _env(
+        "UPTIMED_MAX_CONCURRENT_CHECKS",
+        None,
+        ge=1,
+        description="checks in flight at once; default: what the open-file limit allows",
+    )
     keep_alive: bool = _env(
         "UPTIMED_KEEP_ALIVE",
         False,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from uptimed import __version__, pidlock, redact
+from uptimed import __version__, descriptors, pidlock, redact
 from uptimed.app_keys import SETTINGS, STORE
 from uptimed.config import CONFIG_ENV, ENV_FIELDS, ConfigError, Settings, load
 from uptimed.db.files import DatabaseUnavailable, check_files
@@ -134,6 +134,7 @@ def prepare(argv: list[str] | None) -> Prepared:
     for notice in loaded.notices:
         log.warning("%s", notice)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    descriptors.raise_soft_limit()
     path = settings.db_path
     try:
         check_files(path)

@@ -34,18 +34,10 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 
 from uptimed.api.middleware import add_security_headers, error_response
 from uptimed.config import Settings
-
-try:
-    import resource
-except ImportError:  # Windows
-    resource = None  # type: ignore[assignment]
+from uptimed.descriptors import api_connections, soft_limit
 
 log = logging.getLogger(__name__)
 
-# The share of the descriptor limit the API may take by default, and bounds for odd limits.
-FD_SHARE = 4
-MIN_CONNECTIONS = 8
-MAX_DEFAULT_CONNECTIONS = 4096
 REFUSAL_REPORT_SECONDS = 60.0
 SHUTDOWN_TIMEOUT = 5.0
 BACKLOG = 128  # aiohttp's; connections waiting to be accepted hold no descriptor of ours
@@ -65,16 +57,6 @@ _REFUSAL = (
     b"X-Content-Type-Options: nosniff\r\n"
     b"Connection: close\r\n\r\n" + _REFUSAL_BODY
 )
-
-
-def default_max_connections() -> int:
-    """A quarter of the soft descriptor limit: the rest stays for checks, Discord and SQLite."""
-    if resource is None:
-        return 256
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_DEFAULT_CONNECTIONS
-    return max(MIN_CONNECTIONS, min(soft // FD_SHARE, MAX_DEFAULT_CONNECTIONS))
 
 
 def malformed(exc: HttpProcessingError) -> tuple[int, str]:
@@ -196,7 +178,7 @@ async def listen(
 ) -> tuple[asyncio.Server, ConnectionCap]:
     """Listen on the configured address with the cap; ``runner`` must be set up."""
     assert runner.server is not None, "runner.setup() first"
-    limit = settings.max_connections or default_max_connections()
+    limit = settings.max_connections or api_connections(soft_limit())
     cap = ConnectionCap(
         runner.server,
         limit=limit,
