@@ -65,6 +65,11 @@ def muted(until: int | None, now: int) -> bool:
     return until is not None and now < until
 
 
+def failing(state: SiteState) -> bool:
+    """DOWN, or its last check failed: its next check may well hang until its timeout."""
+    return state.status is Status.DOWN or counting_failures(state)
+
+
 def counting_failures(state: SiteState) -> bool:
     """Failures are being counted towards the threshold: retry_interval_seconds applies."""
     return state.streak > 0 and state.status is not Status.DOWN

@@ -14,12 +14,12 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractAsyncContextManager, nullcontext, suppress
 from dataclasses import dataclass, replace
 
 import aiohttp
 
-from uptimed.alerting import event_for, muted, next_state
+from uptimed.alerting import event_for, failing, muted, next_state
 from uptimed.batching import CheckBatcher
 from uptimed.certificates import CertificateWatch
 from uptimed.checks import LocalFault, check_site
@@ -36,6 +36,8 @@ LOCAL_FAULT_TTL = 30.0  # /healthz reports a host fault until this long after it
 INTERRUPT_WAIT_SECONDS = 2.0  # how long a PATCH waits for a check that is recording
 HELD_RETRY_SECONDS = 1.0  # how often a transition the database refused is written again
 STATUS_CHANGES = "status_changes"  # the health problem of held transitions
+# A healthy site's check needs no slot of the failing sites' lane.
+_ANY_LANE: AbstractAsyncContextManager[object] = nullcontext()
 
 
 @dataclass
@@ -105,7 +107,11 @@ class Monitor:
         self._sessions = sessions
         self._timeout = timeout
         self._retries = retries
-        self._semaphore = asyncio.Semaphore(max_concurrent)
+        # Checks in flight, and those of failing sites (DOWN or counting failures: likely to
+        # hang until their timeout on every try) in a lane of half as many: however many
+        # sites hang, half of the budget stays for the checks of healthy ones.
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._failing_slots = asyncio.Semaphore(max(1, max_concurrent // 2))
         self._clock = clock
         self._on_message = on_message
         self._running: dict[int, asyncio.Task[object]] = {}  # site id -> its check in flight
@@ -203,8 +209,11 @@ class Monitor:
     async def _check_and_record(self, site: Site) -> None:
         self._checking.add(site.id)  # interrupt() may cancel it until the answer is in
         session = self._session(site)
+        state = self.states.get(site.id)
+        lane: AbstractAsyncContextManager[object]
+        lane = self._failing_slots if state is not None and failing(state) else _ANY_LANE
         try:
-            async with self._semaphore:
+            async with lane, self._slots:
                 result = await check_site(
                     session,
                     site,
