@@ -22,6 +22,17 @@ def test_resumes_own_grid_when_last_check_is_recent() -> None:
     assert first_run_at(site(1, 60), last, NOW, spread=60) == NOW + timedelta(seconds=40)
 
 
+def test_a_grid_point_missed_during_a_short_stop_is_followed_by_the_next_one() -> None:
+    """A restart takes a few seconds: the checks due meanwhile keep their place on the grid
+    (spread afresh, some would come a whole window after the start)."""
+    last = NOW_MS - 62_000  # every 60 s: due 2 s ago, while uptimed was stopped
+    assert first_run_at(site(1, 60), last, NOW, spread=60) == NOW + timedelta(seconds=58)
+    # the next point beyond the spread window: spread within the window instead
+    assert first_run_at(site(1, 300), NOW_MS - 302_000, NOW, spread=60) < NOW + timedelta(
+        seconds=60
+    )
+
+
 @pytest.mark.parametrize(
     "last",
     [None, NOW_MS - 10 * 86_400_000, NOW_MS + 999_999_000],

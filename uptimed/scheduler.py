@@ -45,16 +45,22 @@ def first_run_at(
     site: Site, last_checked_ms: int | None, now: datetime, spread: float, *, retrying: bool = False
 ) -> datetime:
     """When a site's first check after start-up is due: never later than one interval away;
-    ``retrying`` (failures were being counted at the stop): one retry interval away."""
+    ``retrying`` (failures were being counted at the stop): one retry interval away.
+
+    A site whose grid point passed during the stop takes its grid's next point when that comes
+    within the spread window: spreading it afresh could put it up to a whole window after the
+    start, more than an interval after its last check."""
     seconds = site.check_interval_seconds
     if retrying and site.retry_interval_seconds is not None:
         seconds = min(seconds, site.retry_interval_seconds)
     interval = timedelta(seconds=seconds)
+    window = min(seconds, spread)
     if last_checked_ms is not None:
         due = datetime.fromtimestamp(last_checked_ms / 1000, tz=UTC) + interval
         if now < due <= now + interval:
             return due
-    window = min(seconds, spread)
+        if due <= now < due + interval and due + interval <= now + timedelta(seconds=window):
+            return due + interval
     return now + timedelta(seconds=(site.id * _GOLDEN) % 1.0 * window)
 
 
