@@ -202,18 +202,32 @@ def alerts(path: Path, ids: set[int], start: int, end: int) -> dict[str, int]:
     }
 
 
-def last_checked(path: Path, ids: tuple[int, int]) -> dict[int, int]:
-    """``sites.last_checked`` of the sites ``ids`` (inclusive) that have one."""
+def grid_origins(
+    path: Path, ids: tuple[int, int], interval_s: int, start: int, end: int
+) -> dict[int, int]:
+    """Per site of ``ids``: its least-late check in ``[start, end)`` ms, as the origin of its
+    grid. For sites whose grid the harness did not set (uptimed may resume a seeded grid or
+    respread a site), the phase is the one with the least lateness among the site's checks:
+    lateness measured from it misses what all of a site's checks share (a steady backlog
+    shows as missed checks and checks/s instead)."""
+    step = interval_s * 1000
     conn = connect_ro(path)
     try:
         rows = conn.execute(
-            "SELECT id, last_checked FROM sites WHERE id BETWEEN ? AND ?"
-            " AND last_checked IS NOT NULL",
-            ids,
-        )
-        return dict(rows)
+            "SELECT site_id, checked_at FROM history WHERE site_id BETWEEN ? AND ?"
+            f" AND {NOT_INITIAL} AND checked_at >= ? AND checked_at < ? ORDER BY checked_at",
+            (*ids, start, end),
+        ).fetchall()
     finally:
         conn.close()
+    first: dict[int, int] = {}
+    least: dict[int, int] = {}
+    for site_id, at in rows:
+        ref = first.setdefault(site_id, at)
+        d = (at - ref) % step
+        d = d - step if d > step // 2 else d  # in (-step/2, step/2]: the phase around ref's
+        least[site_id] = min(least.get(site_id, 0), d)
+    return {i: first[i] + d for i, d in least.items()}
 
 
 def count_checks(path: Path, start: int, end: int) -> int:

@@ -343,7 +343,7 @@ def hung_rows(r: dict) -> list[tuple[str, str, str, str]]:
         (
             "false alerts: healthy sites with a DOWN check or an incident in the window",
             f"{fa['sites']} ({fa['down_rows']} DOWN rows, {fa['incidents']} incidents);"
-            f" whole run: {fa['sites_whole_run']} sites",
+            f" whole run before the restart: {fa['sites_whole_run']} sites",
             "0",
             _verdict(fa["sites"] == 0),
         ),
@@ -878,7 +878,8 @@ def series_rows(points: list[dict]) -> list[tuple[str, ...]]:
                 f"{v['main_pct']:.0f}",
                 f"{v['rss_end_mib']:.0f}",
                 f"{p99} ({p['analysed_sites']})",
-                f"{v['missed']} of {p['window']['scheduled']}",
+                f"{v['missed']} of {p['window']['scheduled']}"
+                + (f"; {n} sites unchecked" if (n := p.get("unchecked_sites")) else ""),
                 f"{v['machine_pct']:.0f}",
             )
         )

@@ -568,11 +568,10 @@ async def series_point(args: argparse.Namespace, target: Target, work: Path, cou
     last interval, so uptimed resumes uniform grids), interval ``count / rate``; one interval
     and a few seconds of warm-up after ``/healthz``, then the window.
 
-    Lateness and missed checks are those of the sites whose seeded check lies in
-    ``(ready - interval, spawn]``: whatever instant between spawn and ready uptimed reads the
-    file, such a site's next check is due after it and within an interval, so it resumes the
-    seeded grid. Sites outside that range may be respread by uptimed (grid unknown here);
-    they count in checks/s and CPU per check but not in lateness.
+    uptimed resumes a site on its seeded grid only if the next check is still ahead when it
+    reads the file, which it does in the background after ``/healthz`` answers (an unknown
+    moment); the others it respreads. So each site's grid is taken from its own checks around
+    the window (``dbstats.grid_origins``), not from the seeded check.
     """
     interval = max(1, round(count / args.rate))
     # Whole intervals: uptimed may respread some sites' phases, and a window of whole
@@ -601,13 +600,10 @@ async def series_point(args: argparse.Namespace, target: Target, work: Path, cou
             checked_before=True,
         )
         res["insert_s"] = round(time.monotonic() - t0, 2)
-        seeded = await asyncio.to_thread(dbstats.last_checked, daemon.db_path, ids)
         log(f"series: {count} sites every {interval} s written; starting uptimed")
         daemon.start()
         res["healthz_s"] = round(await daemon.wait_healthy(120), 3)
         ready = daemon.spawned_at + res["healthz_s"]
-        lo, hi = int((ready - interval) * 1000), int(daemon.spawned_at * 1000)
-        origins = {i: at for i, at in seeded.items() if lo < at <= hi}
         w0 = ready + interval + SERIES_WARMUP_S
         w1 = w0 + window
         log(f"series: warm-up {interval + SERIES_WARMUP_S} s, window {window:.0f} s")
@@ -622,6 +618,14 @@ async def series_point(args: argparse.Namespace, target: Target, work: Path, cou
         _, rss_peak = procstat.memory(daemon.pid)
         res["stop"] = daemon.stop()
         ms = (int(w0 * 1000), int(w1 * 1000))
+        origins = await asyncio.to_thread(
+            dbstats.grid_origins,
+            daemon.db_path,
+            ids,
+            interval,
+            ms[0] - interval * 1000,
+            ms[1] + grace * 1000,
+        )
         w = await asyncio.to_thread(
             dbstats.window_stats,
             daemon.db_path,
@@ -638,6 +642,7 @@ async def series_point(args: argparse.Namespace, target: Target, work: Path, cou
             {
                 "window": w,
                 "analysed_sites": len(origins),
+                "unchecked_sites": count - len(origins),
                 "checks": checks,
                 "done_per_s": checks / cpu["wall_s"],
                 "cpu": cpu,
