@@ -12,6 +12,10 @@ One mode (new connection per check, or ``--keep-alive``) runs, in this order:
 one phase per kind of site (plain HTTP first) and compares each one's CPU per check with plain
 HTTP's; the TLS kinds use a TLS port of the target with a certificate made at run time.
 ``--restart-sites`` then measures a restart with that many sites written straight into SQLite.
+``--repeat K`` (default 3) runs each phase K times in a row and prints median (worst) of every
+figure. ``--hung N`` adds N sites on a server that never answers, uptimed limited to 1024 open
+files, and judges the healthy sites alone. ``--series C,C --rate R`` replaces the phases: CPU
+per check at R checks/s for each count C of sites written straight into SQLite.
 Everything started here is stopped on exit, Ctrl-C included.
 """
 

@@ -1,8 +1,9 @@
 """The phases of one benchmark run: the bare loop, uptimed under load, the restarts.
 
-``run_mode`` runs one connection mode end to end and returns its results as a dict (the JSON);
-``run_restart_big`` measures a restart with sites written straight into SQLite. Every wait is
-bounded; uptimed is stopped in ``finally``.
+``run_mode`` runs one connection mode end to end and returns its results as a dict (the JSON),
+with ``--hung`` sites among the healthy ones if asked; ``run_restart_big`` measures a restart
+with sites written straight into SQLite; ``run_series`` measures CPU per check across site
+counts at one rate. Every wait is bounded; uptimed is stopped in ``finally``.
 """
 
 from __future__ import annotations
