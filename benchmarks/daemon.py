@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -45,8 +46,10 @@ class Daemon:
         port: int,
         env: dict[str, str],
         src: Path | None = None,
+        nofile_soft: int | None = None,
     ) -> None:
         self.workdir, self.db_path, self.port = workdir, db_path, port
+        self.nofile_soft = nofile_soft
         workdir.mkdir(parents=True, exist_ok=True)
         self.base = f"http://127.0.0.1:{port}"
         base_env = {
@@ -85,7 +88,23 @@ class Daemon:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if self.nofile_soft is None else self._limit_files,
         )
+
+    def _limit_files(self) -> None:
+        """In the child before exec: the open-file soft limit of a default Linux install (1024)
+        or ``--nofile-soft``, the hard limit unchanged, so descriptors run out as they would."""
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft = self.nofile_soft if hard == resource.RLIM_INFINITY else min(self.nofile_soft, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    def log_lines(self, *needles: str) -> list[str]:
+        """Lines of uptimed's log containing any of ``needles`` (case-insensitive)."""
+        if not self.log_path.exists():
+            return []
+        lowered = [n.lower() for n in needles]
+        with self.log_path.open(errors="replace") as f:
+            return [line.rstrip("\n") for line in f if any(n in line.lower() for n in lowered)]
 
     async def wait_healthy(self, timeout: float) -> float:
         """Seconds from spawn to the first ``200`` from ``/healthz`` (polled every 20 ms)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 TOLERANCE_MS = 100  # a check may start a few ms "early" against created_at's grid
@@ -48,16 +48,19 @@ def window_stats(
     w1: int,
     grace: int,
     buckets: int = 10,
+    origins: dict[int, int] | None = None,
 ) -> dict:
     """Scheduled, done, missed and late checks of sites ``ids`` (inclusive) in ``[w0, w1)`` ms.
 
     Rows up to ``w1 + grace`` are read, so a late check of a point inside the window counts.
     ``done_all_sites`` counts every check row that started inside the window (for CPU/check).
+    ``origins`` (site id -> a point of its grid, ms) limits the analysis to those sites (the
+    healthy ones of ``--hung``) and gives their grids (default: every site, from created_at).
     """
     step = interval_s * 1000
     conn = connect_ro(path)
     try:
-        created = dict(
+        created = origins or dict(
             conn.execute("SELECT id, created_at FROM sites WHERE id BETWEEN ? AND ?", ids)
         )
         scheduled = sum(
@@ -81,7 +84,8 @@ def window_stats(
     width = max(1, (w1 - w0) // buckets)
     per_bucket: list[list[int]] = [[] for _ in range(buckets)]
     for site_id, checked_at, status, response_ms, reason in rows:
-        c = created[site_id]
+        if (c := created.get(site_id)) is None:
+            continue
         k = (checked_at - c + TOLERANCE_MS) // step
         point = c + k * step
         if w0 <= checked_at < w1:
@@ -121,6 +125,109 @@ def window_stats(
             for i, b in enumerate(per_bucket)
         ],
     }
+
+
+def created_at(path: Path, ids: tuple[int, int], skip: Collection[int] = ()) -> dict[int, int]:
+    """``created_at`` of the sites ``ids`` (inclusive) but ``skip``: their grids' origin."""
+    conn = connect_ro(path)
+    try:
+        rows = conn.execute("SELECT id, created_at FROM sites WHERE id BETWEEN ? AND ?", ids)
+        return {i: c for i, c in rows if i not in skip}
+    finally:
+        conn.close()
+
+
+def sites_with_url(path: Path, ids: tuple[int, int], fragment: str) -> set[int]:
+    """Ids of the sites ``ids`` (inclusive) whose URL contains ``fragment``."""
+    conn = connect_ro(path)
+    try:
+        rows = conn.execute(
+            "SELECT id FROM sites WHERE id BETWEEN ? AND ? AND instr(url, ?) > 0", (*ids, fragment)
+        )
+        return {i for (i,) in rows}
+    finally:
+        conn.close()
+
+
+def last_status(path: Path, ids: set[int], before: int) -> dict[int, str]:
+    """Per site of ``ids``: the status of its last check started before ``before`` (ms),
+    as text; sites never checked by then are absent."""
+    if not ids:
+        return {}
+    names = {0: "INITIAL", 1: "UP", 2: "DOWN"}
+    conn = connect_ro(path)
+    try:
+        # SQLite gives the bare column (status) of the row holding max(checked_at).
+        rows = conn.execute(
+            "SELECT site_id, status, max(checked_at) FROM history"
+            f" WHERE site_id BETWEEN ? AND ? AND {NOT_INITIAL} AND checked_at < ?"
+            " GROUP BY site_id",
+            (min(ids), max(ids), before),
+        ).fetchall()
+    finally:
+        conn.close()
+    return {i: names.get(st, str(st)) for i, st, _ in rows if i in ids}
+
+
+def alerts(path: Path, ids: set[int], start: int, end: int) -> dict[str, int]:
+    """DOWN checks and incidents of the sites ``ids`` in ``[start, end)`` ms (an incident
+    counts when it started then), and how many of the sites had either: false alerts when
+    the sites are healthy. ``sites_whole_run`` counts them at any time."""
+    if not ids:
+        return {"sites": 0, "down_rows": 0, "incidents": 0, "sites_whole_run": 0}
+    span = (min(ids), max(ids))
+    conn = connect_ro(path)
+    try:
+        down = conn.execute(
+            "SELECT site_id, checked_at FROM history WHERE site_id BETWEEN ? AND ?"
+            " AND status IN (?, ?)",
+            (*span, *DOWN),
+        ).fetchall()
+        try:
+            incidents = conn.execute(
+                "SELECT site_id, started_at FROM incidents WHERE site_id BETWEEN ? AND ?", span
+            ).fetchall()
+        except sqlite3.OperationalError:  # a build without the table
+            incidents = []
+    finally:
+        conn.close()
+    down = [(i, t) for i, t in down if i in ids]
+    incidents = [(i, t) for i, t in incidents if i in ids]
+    in_window = [(i, t) for i, t in down + incidents if start <= t < end]
+    return {
+        "sites": len({i for i, _ in in_window}),
+        "down_rows": sum(1 for _, t in down if start <= t < end),
+        "incidents": sum(1 for _, t in incidents if start <= t < end),
+        "sites_whole_run": len({i for i, _ in down + incidents}),
+    }
+
+
+def grid_origins(
+    path: Path, ids: tuple[int, int], interval_s: int, start: int, end: int
+) -> dict[int, int]:
+    """Per site of ``ids``: its least-late check in ``[start, end)`` ms, as the origin of its
+    grid. For sites whose grid the harness did not set (uptimed may resume a seeded grid or
+    respread a site), the phase is the one with the least lateness among the site's checks:
+    lateness measured from it misses what all of a site's checks share (a steady backlog
+    shows as missed checks and checks/s instead)."""
+    step = interval_s * 1000
+    conn = connect_ro(path)
+    try:
+        rows = conn.execute(
+            "SELECT site_id, checked_at FROM history WHERE site_id BETWEEN ? AND ?"
+            f" AND {NOT_INITIAL} AND checked_at >= ? AND checked_at < ? ORDER BY checked_at",
+            (*ids, start, end),
+        ).fetchall()
+    finally:
+        conn.close()
+    first: dict[int, int] = {}
+    least: dict[int, int] = {}
+    for site_id, at in rows:
+        ref = first.setdefault(site_id, at)
+        d = (at - ref) % step
+        d = d - step if d > step // 2 else d  # in (-step/2, step/2]: the phase around ref's
+        least[site_id] = min(least.get(site_id, 0), d)
+    return {i: first[i] + d for i, d in least.items()}
 
 
 def count_checks(path: Path, start: int, end: int) -> int:
@@ -194,7 +301,7 @@ def insert_sites_direct(
     count: int,
     interval_s: int,
     url_for: Callable[[int], str],
-    now_ms: int,
+    now_ms: int | Callable[[], int],
     *,
     checked_before: bool = True,
 ) -> tuple[int, int]:
@@ -204,8 +311,11 @@ def insert_sites_direct(
     created a day ago). With ``checked_before`` it also has one UP check in the last interval
     before ``now_ms`` (spread evenly over it), as if uptimed had just been stopped; without,
     it was never checked. Returns the inclusive id range; the schema must already exist.
+    A callable ``now_ms`` is read once the sites are written, just before their checks, so
+    the last check of each lies in the interval that ends as the insertion does.
     """
-    created = now_ms - 86_400_000
+    started_ms = now_ms() if callable(now_ms) else now_ms
+    created = started_ms - 86_400_000
     step = interval_s * 1000
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -226,6 +336,7 @@ def insert_sites_direct(
         )
         if checked_before:
             # The last check of site k lies (k * golden ratio mod 1) of an interval before now.
+            now_ms = now_ms() if callable(now_ms) else now_ms
             checks = [
                 (site_id, now_ms - 1 - int((k * 0.6180339887498949) % 1.0 * step))
                 for k, site_id in enumerate(

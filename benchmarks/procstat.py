@@ -49,6 +49,16 @@ def memory(pid: int) -> tuple[int, int]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def open_files_limit(pid: int) -> dict[str, str]:
+    """``Max open files`` of a process from ``/proc/PID/limits``: its soft and hard limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return {"soft": soft, "hard": hard}
+    return {"soft": "?", "hard": "?"}
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (nginx workers of their master)."""
     kids = []

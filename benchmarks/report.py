@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import re
+import statistics
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -13,7 +16,10 @@ import aiohttp
 MIB = 1024 * 1024
 GOAL_RATE = 2000
 GOAL_P99_MS = 500
-GOAL_RATIO = 2.0
+GOAL_RATIO = 1.0  # issue 15: a check costs no more CPU than a bare aiohttp request, same run
+GOAL_LOOP_BUSY_PCT = 60  # the event-loop thread's CPU at the scenario's rate, % of one core
+GOAL_RSS_40K = 182 * MIB  # RSS at window end with 40,000 sites (issue 15)
+GOAL_SPREAD_PCT = 15  # --series: CPU per check max / min - 1 across site counts
 GOAL_BYTES_PER_ROW = 64
 GOAL_API_P99_MS = 50
 GOAL_HEALTHZ_S = 2.0
@@ -77,9 +83,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     rate = w["scheduled_per_s"]
     held = w["missed"] == 0 and (w["lateness_ms"]["p99"] or 0) <= GOAL_P99_MS
     rate_verdict = ("PASS" if rate >= GOAL_RATE else "held, rate < goal") if held else "FAIL"
+    who = "healthy sites' " if r.get("hung") else ""
     out.append(
         (
-            f"checks/s scheduled / done ({w['window_s']:.0f} s window, {w['sites']} sites"
+            f"{who}checks/s scheduled / done ({w['window_s']:.0f} s window, {w['sites']} sites"
             f" every {r['config']['interval']} s)",
             f"{rate:.0f} / {w['done_per_s']:.0f}",
             f">= {GOAL_RATE} held",
@@ -137,6 +144,14 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "info",
         )
     )
+    out.append(
+        (
+            "event-loop thread busy (first half), % of one core",
+            f"{cpu['main_pct']:.0f}% at {rate:.0f} checks/s scheduled",
+            f"<= {GOAL_LOOP_BUSY_PCT}%",
+            _verdict(cpu["main_pct"] <= GOAL_LOOP_BUSY_PCT),
+        )
+    )
     q = cpu["first_half"]
     if "main_on_cpu_pct" in q:
         out.append(
@@ -161,7 +176,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     )
     out.append(
         (
-            "ratio uptimed CPU/check : bare CPU/request (same rate)",
+            "ratio uptimed CPU/check : bare CPU/request (same rate, same run)",
             f"{r['ratio_same_rate']:.2f}  (vs bare at max speed: {r['ratio_max_speed']:.2f})",
             f"<= {GOAL_RATIO}",
             _verdict(r["ratio_same_rate"] <= GOAL_RATIO),
@@ -186,6 +201,16 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             _verdict(mem["rss_peak"] <= goal),
         )
     )
+    if r["config"]["sites"] == 40_000:
+        out.append(
+            (
+                "RSS at window end, 40,000 sites",
+                f"{mem['rss_end'] / MIB:.0f} MiB",
+                f"<= {GOAL_RSS_40K / MIB:.0f} MiB",
+                _verdict(mem["rss_end"] <= GOAL_RSS_40K),
+            )
+        )
+    out += hung_rows(r)
     st = r["storage"]
     out.append(
         (
@@ -299,6 +324,50 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def hung_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """``--hung``: the hung sites' end state, false alerts among the healthy, the open-file
+    limit the daemon ran with and what its log said about it. Empty without ``--hung``."""
+    h = r.get("hung")
+    if not h:
+        return []
+    fa = h["false_alerts"]
+    nofile = h["nofile"]
+    return [
+        (
+            f"hung sites DOWN at window end (last check started before it; {h['sites']} sites)",
+            f"{h['down_at_end']} of {h['sites']} ({h['never_checked']} never checked,"
+            f" {h['up_at_end']} UP)",
+            f"all {h['sites']}",
+            _verdict(h["down_at_end"] == h["sites"]),
+        ),
+        (
+            "false alerts: healthy sites with a DOWN check or an incident in the window",
+            f"{fa['sites']} ({fa['down_rows']} DOWN rows, {fa['incidents']} incidents);"
+            f" whole run before the restart: {fa['sites_whole_run']} sites",
+            "0",
+            _verdict(fa["sites"] == 0),
+        ),
+        (
+            "uptimed RLIMIT_NOFILE soft / hard (/proc/PID/limits)",
+            f"{nofile['soft']} / {nofile['hard']}",
+            "",
+            "info",
+        ),
+        (
+            'uptimed log lines "Too many open files"',
+            f"{h['too_many_open_files']}",
+            "",
+            "info",
+        ),
+        (
+            "hang server: connections held at window end",
+            f"{h['held_at_end']}",
+            "",
+            "info",
+        ),
+    ]
+
+
 def _bare_name(r: dict) -> str:
     return "bare asyncio connect" if r.get("kind") in TCP_KINDS else "bare aiohttp"
 
@@ -367,9 +436,9 @@ def kind_rows(pairs: list[dict]) -> list[tuple[str, str, str, str]]:
     """Per connection mode: plain http's CPU per check once, then each kind's and its ratio."""
     out, seen = [], set()
     for c in pairs:
-        head = f"{c['mode']}:"
-        if c["mode"] not in seen:
-            seen.add(c["mode"])
+        head = f"{c.get('label', c['mode'])}:"
+        if head not in seen:
+            seen.add(head)
             out.append(
                 (
                     f"{head} CPU per check, {KIND_NAMES['http']}",
@@ -422,7 +491,7 @@ def body_contains_rows(pairs: list[dict]) -> list[tuple[str, str, str, str]]:
     """One block per connection mode: both CPU per check figures and their ratio."""
     out = []
     for c in pairs:
-        head = f"{c['mode']}, {c['answer_bytes']} bytes:"
+        head = f"{c.get('label', c['mode'])}, {c['answer_bytes']} bytes:"
         for key, label in (("plain", "plain"), ("body", "body_contains")):
             out.append(
                 (
@@ -447,9 +516,10 @@ def body_contains_rows(pairs: list[dict]) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def format_table(table: list[tuple[str, str, str, str]]) -> str:
-    head = ("figure", "measured", "goal", "verdict")
-    widths = [max(len(row[i]) for row in [head, *table]) for i in range(4)]
+def format_table(
+    table: list[tuple[str, ...]], head: tuple[str, ...] = ("figure", "measured", "goal", "verdict")
+) -> str:
+    widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
     line = " | ".join("-" * w for w in widths)
     fmt = " | ".join(f"{{:{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), line, *(fmt.format(*row) for row in table)])
@@ -505,3 +575,366 @@ def restart_big_rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("stop (SIGTERM -> exit)", f"{r['stop']}", "", "info"),
     ]
     return out
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number of a run for the summary over repeats: ``worse`` is the goal's direction
+    ("max": higher is worse, "min": lower is worse); ``judge`` gives the verdict on the worst
+    value (and all the runs, for goals that depend on the run); None means info."""
+
+    label: str
+    get: Callable[[dict], float | None]
+    worse: str = "max"
+    fmt: str = "{:.0f}"
+    goal: Callable[[dict], str] | str = ""
+    judge: Callable[[float, list[dict]], str] | None = None
+
+
+def _held(r: dict) -> bool:
+    w = r["window"]
+    return w["missed"] == 0 and (w["lateness_ms"]["p99"] or 0) <= GOAL_P99_MS
+
+
+def _rate_verdict(worst: float, runs: list[dict]) -> str:
+    if not all(_held(r) for r in runs):
+        return "FAIL"
+    rate = min(r["window"]["scheduled_per_s"] for r in runs)
+    return "PASS" if rate >= GOAL_RATE else "held, rate < goal"
+
+
+def _le(goal: float) -> Callable[[float, list[dict]], str]:
+    return lambda worst, runs: _verdict(worst <= goal)
+
+
+def _rss_goal(r: dict) -> float:
+    return (
+        GOAL_RSS_40K
+        if r["config"]["sites"] == 40_000
+        else RSS_BASE + RSS_PER_SITE * r["sites_total"]
+    )
+
+
+def _get(*keys: str) -> Callable[[dict], float | None]:
+    def get(r: dict) -> float | None:
+        v: object = r
+        for k in keys:
+            if not isinstance(v, dict) or v.get(k) is None:
+                return None
+            v = v[k]
+        return v  # type: ignore[return-value]
+
+    return get
+
+
+MODE_FIGURES = [
+    Figure("checks/s scheduled", _get("window", "scheduled_per_s"), "min"),
+    Figure(
+        "checks/s done",
+        _get("window", "done_per_s"),
+        "min",
+        goal=f">= {GOAL_RATE} held",
+        judge=_rate_verdict,
+    ),
+    Figure("lateness p50, ms", _get("window", "lateness_ms", "p50")),
+    Figure(
+        "lateness p99, ms",
+        _get("window", "lateness_ms", "p99"),
+        goal=f"<= {GOAL_P99_MS}",
+        judge=_le(GOAL_P99_MS),
+    ),
+    Figure("lateness max, ms", _get("window", "lateness_ms", "max")),
+    Figure("checks > 500 ms late", _get("window", "late_over_500ms")),
+    Figure("missed checks", _get("window", "missed"), goal="0", judge=_le(0)),
+    Figure("checks DOWN in window", _get("window", "down"), goal="0", judge=_le(0)),
+    Figure("check response time p99, ms", _get("window", "response_time_ms", "p99")),
+    Figure("uptimed CPU per check, us (first half)", _get("cpu", "us_per_check")),
+    Figure("  event-loop thread, us per check", _get("cpu", "main_us_per_check")),
+    Figure("  other threads, us per check", _get("cpu", "other_us_per_check")),
+    Figure("uptimed CPU, % of one core", _get("cpu", "pct_of_one_core")),
+    Figure(
+        "event-loop thread busy, % of one core",
+        _get("cpu", "main_pct"),
+        goal=f"<= {GOAL_LOOP_BUSY_PCT}",
+        judge=_le(GOAL_LOOP_BUSY_PCT),
+    ),
+    Figure(
+        "event-loop thread waiting for a CPU, %",
+        _get("cpu", "first_half", "main_runqueue_pct"),
+    ),
+    Figure("bare CPU per request, same rate, us", _get("bare_paced", "cpu_us_per_request")),
+    Figure(
+        "ratio CPU/check : bare CPU/request, same run",
+        _get("ratio_same_rate"),
+        fmt="{:.2f}",
+        goal=f"<= {GOAL_RATIO}",
+        judge=_le(GOAL_RATIO),
+    ),
+    Figure("ratio to bare at max speed", _get("ratio_max_speed"), fmt="{:.2f}"),
+    Figure(
+        "RSS at window end, MiB",
+        lambda r: r["memory"]["rss_end"] / MIB,
+        goal=lambda r: f"<= {_rss_goal(r) / MIB:.0f}",
+        judge=lambda worst, runs: _verdict(worst <= min(_rss_goal(r) for r in runs) / MIB),
+    ),
+    Figure("RSS peak, MiB", lambda r: r["memory"]["rss_peak"] / MIB),
+    Figure(
+        "SQLite bytes per history row",
+        _get("storage", "bytes_per_row"),
+        fmt="{:.1f}",
+        goal=f"<= {GOAL_BYTES_PER_ROW}",
+        judge=_le(GOAL_BYTES_PER_ROW),
+    ),
+    Figure("DB growth, MiB/h", _get("growth_mib_per_hour")),
+    Figure(
+        "API GET /sites/{id} p99, ms",
+        _get("api", "site_ms", "p99"),
+        goal=f"<= {GOAL_API_P99_MS}",
+        judge=_le(GOAL_API_P99_MS),
+    ),
+    Figure(
+        "API GET /sites/{id}/history p99, ms",
+        _get("api", "history_ms", "p99"),
+        goal=f"<= {GOAL_API_P99_MS}",
+        judge=_le(GOAL_API_P99_MS),
+    ),
+    Figure("GET /healthz p99, ms", _get("api", "healthz_ms", "p99")),
+    Figure("API errors", _get("api", "errors")),
+    Figure("start, empty DB: spawn -> /healthz, s", _get("startup", "healthz_s"), fmt="{:.2f}"),
+    Figure("create sites as fast as possible, /s", _get("create_burst", "sites_per_s"), "min"),
+    Figure("new site: creation -> first check p99, ms", _get("first_check_ms", "p99")),
+    Figure(
+        "restart: spawn -> /healthz, s",
+        _get("restart", "healthz_s"),
+        fmt="{:.2f}",
+        goal=f"<= {GOAL_HEALTHZ_S} (at 100k)",
+        judge=_le(GOAL_HEALTHZ_S),
+    ),
+    Figure(
+        "restart: sites checked on time",
+        _get("restart", "on_time"),
+        "min",
+        goal=lambda r: f"all {r['restart']['sites']}",
+        judge=lambda worst, runs: _verdict(worst >= max(r["restart"]["sites"] for r in runs)),
+    ),
+    Figure(
+        "restart: last first-check after spawn, s", _get("restart", "all_checked_s"), fmt="{:.1f}"
+    ),
+    Figure(
+        "target busiest process, % of one core",
+        _get("target", "busiest_process_pct"),
+        goal="< 80",
+        judge=lambda worst, runs: _verdict(worst < 80),
+    ),
+    Figure("machine CPU, % of one core (2 = 200)", _get("machine_cpu", "all")),
+    Figure("  of it: rest (other tenants, kernel)", _get("machine_cpu", "rest")),
+    Figure(
+        "hung sites DOWN at window end",
+        _get("hung", "down_at_end"),
+        "min",
+        goal=lambda r: f"all {r['hung']['sites']}",
+        judge=lambda worst, runs: _verdict(worst >= max(r["hung"]["sites"] for r in runs)),
+    ),
+    Figure(
+        "false alerts (healthy sites DOWN or with an incident)",
+        _get("hung", "false_alerts", "sites"),
+        goal="0",
+        judge=_le(0),
+    ),
+    Figure('log lines "Too many open files"', _get("hung", "too_many_open_files")),
+]
+
+
+RESTART_BIG_FIGURES = [
+    Figure("sites written directly, s", _get("insert_s"), fmt="{:.1f}"),
+    Figure(
+        "spawn -> /healthz, s",
+        _get("healthz_s"),
+        fmt="{:.2f}",
+        goal=f"<= {GOAL_HEALTHZ_S}",
+        judge=_le(GOAL_HEALTHZ_S),
+    ),
+    Figure(
+        "sites checked on time",
+        _get("on_time"),
+        "min",
+        goal=lambda r: f"all {r['sites']}",
+        judge=lambda worst, runs: _verdict(worst >= max(r["sites"] for r in runs)),
+    ),
+    Figure("last first-check after spawn, s", _get("all_checked_s"), fmt="{:.1f}"),
+    Figure("RSS after start, MiB", lambda r: r["rss_healthy"] / MIB),
+    Figure("RSS at end, MiB", lambda r: r["rss_end"] / MIB),
+    Figure(
+        "RSS peak, MiB",
+        lambda r: r["rss_peak"] / MIB,
+        goal=lambda r: f"<= {(RSS_BASE + RSS_PER_SITE * r['sites']) / MIB:.0f}",
+        judge=lambda worst, runs: _verdict(
+            worst <= min(RSS_BASE + RSS_PER_SITE * r["sites"] for r in runs) / MIB
+        ),
+    ),
+    Figure("uptimed CPU until all checked, % of one core", _get("cpu_pct")),
+]
+
+
+def summary_rows(runs: list[dict], figures: list[Figure] = MODE_FIGURES) -> list[tuple[str, ...]]:
+    """``median (worst)`` of each figure over the runs, the verdict judged on the worst."""
+    out = []
+    for f in figures:
+        values = [v for v in (f.get(r) for r in runs) if v is not None]
+        if not values:
+            continue
+        worst = max(values) if f.worse == "max" else min(values)
+        median = statistics.median(values)
+        missing = f", {len(runs) - len(values)} runs without" if len(values) < len(runs) else ""
+        goal = f.goal(runs[0]) if callable(f.goal) else f.goal
+        out.append(
+            (
+                f.label,
+                f"{f.fmt.format(median)} ({f.fmt.format(worst)}){missing}",
+                goal,
+                f.judge(worst, runs) if f.judge else "info",
+            )
+        )
+    return out
+
+
+def ratio_figures(what: str, goal: float | None) -> list[Figure]:
+    """The figures of a comparison's per-run pairs (``kind_ratio``, ``body_contains_ratio``);
+    ``goal`` judges the ratio when every run's control proved the check was made."""
+
+    def judge(worst: float, runs: list[dict]) -> str:
+        asserted = all(r.get("asserted", True) for r in runs)
+        return _verdict(worst <= goal) if goal is not None and asserted else "info"
+
+    return [
+        Figure("plain CPU per check, us", _get("plain_us_per_check")),
+        Figure(
+            f"{what} CPU per check, us",
+            lambda c: c.get("kind_us_per_check", c.get("body_us_per_check")),
+        ),
+        Figure(
+            f"ratio {what} : plain",
+            _get("ratio"),
+            fmt="{:.2f}",
+            goal=f"<= {goal}" if goal is not None else "",
+            judge=judge if goal is not None else None,
+        ),
+    ]
+
+
+SERIES_HEAD = (
+    "sites",
+    "interval",
+    "checks/s sched / done",
+    "CPU/check us (loop thread)",
+    "ratio to bare",
+    "loop busy %",
+    "RSS end MiB",
+    "lateness p99 ms (sites analysed)",
+    "missed",
+    "machine %",
+)
+SERIES_FIGURES = [  # (key, worse, format) of one count's point, for median (worst)
+    ("done_per_s", "min", "{:.0f}"),
+    ("us_per_check", "max", "{:.0f}"),
+    ("main_us_per_check", "max", "{:.0f}"),
+    ("ratio_same_rate", "max", "{:.2f}"),
+    ("main_pct", "max", "{:.0f}"),
+    ("rss_end_mib", "max", "{:.0f}"),
+    ("p99", "max", "{:.0f}"),
+    ("missed", "max", "{:.0f}"),
+    ("machine_pct", "max", "{:.0f}"),
+]
+
+
+def _series_values(p: dict) -> dict[str, float | None]:
+    w = p["window"]
+    return {
+        "done_per_s": p["done_per_s"],
+        "us_per_check": p["us_per_check"],
+        "main_us_per_check": p["main_us_per_check"],
+        "ratio_same_rate": p["ratio_same_rate"],
+        "main_pct": p["main_pct"],
+        "rss_end_mib": p["rss_end"] / MIB,
+        "p99": w["lateness_ms"]["p99"],
+        "missed": w["missed"],
+        "machine_pct": p["machine_pct"],
+    }
+
+
+def series_rows(points: list[dict]) -> list[tuple[str, ...]]:
+    """One row per count of one repetition."""
+    out = []
+    for p in points:
+        v = _series_values(p)
+        p99 = "no data" if v["p99"] is None else f"{v['p99']:.0f}"
+        out.append(
+            (
+                f"{p['sites']}",
+                f"{p['interval']} s",
+                f"{p['rate']:.0f} / {v['done_per_s']:.0f}",
+                f"{v['us_per_check']:.0f} ({v['main_us_per_check']:.0f})",
+                f"{v['ratio_same_rate']:.2f}",
+                f"{v['main_pct']:.0f}",
+                f"{v['rss_end_mib']:.0f}",
+                f"{p99} ({p['analysed_sites']})",
+                f"{v['missed']} of {p['window']['scheduled']}"
+                + (f"; {n} sites unchecked" if (n := p.get("unchecked_sites")) else ""),
+                f"{v['machine_pct']:.0f}",
+            )
+        )
+    return out
+
+
+def _mw(values: list[float], worse: str, fmt: str) -> str:
+    if not values:
+        return "no data"
+    worst = max(values) if worse == "max" else min(values)
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(worst)})"
+
+
+def series_summary(series: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]], dict]:
+    """Median (worst) per count over the repetitions, and the spread of CPU per check across
+    counts (max / min - 1) from the medians and from the worst values."""
+    by_count: dict[int, list[dict]] = {}
+    for rep in series["repetitions"]:
+        for p in rep["points"]:
+            by_count.setdefault(p["sites"], []).append(p)
+    table, medians, worsts = [], {}, {}
+    for count, points in by_count.items():
+        vals = [_series_values(p) for p in points]
+        cells = {
+            key: _mw([v[key] for v in vals if v[key] is not None], worse, fmt)
+            for key, worse, fmt in SERIES_FIGURES
+        }
+        cpu = [v["us_per_check"] for v in vals]
+        medians[count], worsts[count] = statistics.median(cpu), max(cpu)
+        analysed = min(p["analysed_sites"] for p in points)
+        table.append(
+            (
+                f"{count}",
+                f"{points[0]['interval']} s",
+                f"{points[0]['rate']:.0f} / {cells['done_per_s']}",
+                f"{cells['us_per_check']}, loop {cells['main_us_per_check']}",
+                cells["ratio_same_rate"],
+                cells["main_pct"],
+                cells["rss_end_mib"],
+                f"{cells['p99']} (>= {analysed})",
+                cells["missed"],
+                cells["machine_pct"],
+            )
+        )
+    spread = {
+        "from_medians_pct": 100 * (max(medians.values()) / min(medians.values()) - 1),
+        "from_worst_pct": 100 * (max(worsts.values()) / min(worsts.values()) - 1),
+    }
+    goals = [
+        (
+            f"CPU per check spread across counts (max / min - 1), from the {what}",
+            f"{spread[key]:.1f}%",
+            f"<= {GOAL_SPREAD_PCT}%",
+            _verdict(spread[key] <= GOAL_SPREAD_PCT),
+        )
+        for key, what in (("from_medians_pct", "medians"), ("from_worst_pct", "worst values"))
+    ]
+    return table, goals, spread

@@ -1,8 +1,9 @@
 """The phases of one benchmark run: the bare loop, uptimed under load, the restarts.
 
-``run_mode`` runs one connection mode end to end and returns its results as a dict (the JSON);
-``run_restart_big`` measures a restart with sites written straight into SQLite. Every wait is
-bounded; uptimed is stopped in ``finally``.
+``run_mode`` runs one connection mode end to end and returns its results as a dict (the JSON),
+with ``--hung`` sites among the healthy ones if asked; ``run_restart_big`` measures a restart
+with sites written straight into SQLite; ``run_series`` measures CPU per check across site
+counts at one rate. Every wait is bounded; uptimed is stopped in ``finally``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import aiohttp
 
 from benchmarks import bare_client, dbstats, procstat, profile, report
 from benchmarks.daemon import Daemon, api_session, create_sites, probe_api
+from benchmarks.hang import HangServer
 from benchmarks.target import MARKER, Target, free_port, usage
 
 LATENESS_BUDGET_MS = 500  # the throughput goal's p99 lateness, allowed after a restart too
 LONG_INTERVAL = 86_400  # burst sites: checked once at creation, then not again during the run
+HUNG_TIMEOUT_S = 5  # --hung: timeout_seconds of every site (the issue's "default timeout 5 s")
+HANG_PATH = "/hang/"  # in the URL of every hung site, and of no other
 # What the sites check (--kinds): plain http://, https:// (verified against the run's CA),
 # tcp:// (connect only) and tcp:// with "tls": true (connect and TLS handshake).
 KINDS = ("http", "tcp", "https", "tcp-tls")
@@ -59,6 +63,7 @@ def bodies(
     keep_alive: bool,
     contains: str | None,
     kind: str = "http",
+    timeout: float | None = None,
 ) -> list:
     """POST bodies; tcp:// sites carry none of the HTTP-only fields (the API refuses them)."""
     extra: dict = {"keep_alive": True} if keep_alive and kind not in TCP_KINDS else {}
@@ -70,6 +75,8 @@ def bodies(
         extra["tls"] = True
     if contains is not None:
         extra["body_contains"] = contains
+    if timeout is not None:
+        extra["timeout_seconds"] = timeout
     return [
         {
             "url": site_url(kind, f"{prefix}-{i}", target),
@@ -133,14 +140,20 @@ async def snapshot_at(wall: float, daemon: Daemon, target: Target) -> Snapshot:
 
 
 async def restart(
-    daemon: Daemon, ids: tuple[int, int], interval: int, extra_s: float, stop_timeout: float = 30
+    daemon: Daemon,
+    ids: tuple[int, int],
+    interval: int,
+    extra_s: float,
+    stop_timeout: float = 30,
+    skip: set[int] | None = None,
 ) -> dict:
     """Start ``daemon`` on its existing file, watch until every site in ``ids`` was checked (or
     one interval + ``extra_s`` after spawn), stop it, and read each site's first check.
 
     A site is on time when its first check comes at most its interval after uptimed is ready
     (``/healthz`` answers), plus the 500 ms lateness budget; the strict count (interval after
-    the process was spawned) is reported too.
+    the process was spawned) is reported too. Sites in ``skip`` (hung ones) are watched but
+    left out of the counts.
     """
     daemon.start()
     watcher = dbstats.CheckWatcher(daemon.db_path, ids, int(daemon.spawned_at * 1000))
@@ -158,6 +171,9 @@ async def restart(
     rss_end, rss_peak = procstat.memory(daemon.pid)
     stop = daemon.stop(timeout=stop_timeout)
     first = await asyncio.to_thread(watcher.first_checks)
+    if skip:
+        first = {k: v for k, v in first.items() if k not in skip}
+        sites = len(first)
     spawn_ms = daemon.spawned_at * 1000
     delays = [t - spawn_ms for t in first.values() if t is not None]
     ready_ms = healthz * 1000 + LATENESS_BUDGET_MS
@@ -236,10 +252,14 @@ async def run_mode(
     keep_alive: bool,
     body_contains: bool = False,
     kind: str = "http",
+    hang: HangServer | None = None,
 ) -> dict:
     """One phase: ``keep_alive`` picks the connection mode; ``body_contains`` gives every site
     ``"body_contains": MARKER``; ``kind`` is what the sites check (``KINDS``). Phases other
-    than plain http add one control site that must end DOWN (``control_body``)."""
+    than plain http add one control site that must end DOWN (``control_body``). With
+    ``args.hung`` (and ``hang``), that many more sites check the hang server, created among
+    the healthy ones so both load the interval evenly; the window's figures are the healthy
+    sites', the hung ones' end state and the false alerts are in ``res["hung"]``."""
     mode = "keep-alive" if keep_alive else "new connection per check"
     contains = MARKER if body_contains else None
     rate = args.sites / args.interval
@@ -249,7 +269,10 @@ async def run_mode(
         + (f", {kind}" if kind != "http" else ""),
         "connection": mode,
         "kind": kind,
-        "config": {k: getattr(args, k) for k in ("sites", "interval", "duration", "burst_sites")},
+        "config": {
+            k: getattr(args, k)
+            for k in ("sites", "interval", "duration", "burst_sites", "hung", "nofile_soft")
+        },
         "answer_bytes": None if kind in TCP_KINDS else target.answer_bytes,
         "body_contains": contains,
     }
@@ -268,7 +291,13 @@ async def run_mode(
     if target.ca_file is not None:  # every phase of the run alike, so only the kind differs
         env.setdefault("SSL_CERT_FILE", str(target.ca_file))
     res["uptimed_env"] = env
-    daemon = Daemon(work, work / "bench.db", free_port(), env, args.uptimed_src)
+    daemon = Daemon(
+        work, work / "bench.db", free_port(), env, args.uptimed_src, nofile_soft=args.nofile_soft
+    )
+    hung = args.hung if hang is not None else 0
+    timeout = HUNG_TIMEOUT_S if hung else None
+    if hung:
+        res["mode"] += f", {hung} hung sites (healthy figures without them)"
     try:
         daemon.start()
         res["startup"] = {"healthz_s": round(await daemon.wait_healthy(60), 3)}
@@ -277,7 +306,14 @@ async def run_mode(
             burst = await create_sites(
                 api,
                 bodies(
-                    args.burst_sites, LONG_INTERVAL, "burst", target, keep_alive, contains, kind
+                    args.burst_sites,
+                    LONG_INTERVAL,
+                    "burst",
+                    target,
+                    keep_alive,
+                    contains,
+                    kind,
+                    timeout,
                 ),
             )
             res["create_burst"] = burst.summary()
@@ -286,12 +322,30 @@ async def run_mode(
             control = await create_control(api, control_site)
             if control_site is not None:
                 res["control"] = {"what": control_site["what"], "url": control_site["url"]}
-            m = args.create_intervals or max(1, math.ceil(rate / (0.5 * burst_rate)))
+            total_rate = (args.sites + hung) / args.interval
+            m = args.create_intervals or max(1, math.ceil(total_rate / (0.5 * burst_rate)))
             res["create_intervals"] = m
-            log(f"creating {args.sites} sites paced over {m} x {args.interval} s")
+            log(
+                f"creating {args.sites} sites"
+                + (f" and {hung} hung ones" if hung else "")
+                + f" paced over {m} x {args.interval} s"
+            )
             main = await create_sites(
                 api,
-                bodies(args.sites, args.interval, "site", target, keep_alive, contains, kind),
+                with_hung(
+                    bodies(
+                        args.sites,
+                        args.interval,
+                        "site",
+                        target,
+                        keep_alive,
+                        contains,
+                        kind,
+                        timeout,
+                    ),
+                    hung,
+                    hang,
+                ),
                 spread_s=m * args.interval,
                 deadline_s=1.5 * m * args.interval + 60,
             )
@@ -299,6 +353,11 @@ async def run_mode(
             if not main.ids:
                 raise RuntimeError(f"no site created: {main.errors[:3]}")
             ids = (min(main.ids), max(main.ids))
+            hung_ids = (
+                await asyncio.to_thread(dbstats.sites_with_url, daemon.db_path, ids, HANG_PATH)
+                if hung
+                else set()
+            )
             res["sites_total"] = len(main.ids) + len(burst.ids)
             w0 = time.time() + args.interval
             w1 = w0 + args.duration
@@ -327,6 +386,9 @@ async def run_mode(
             res["api"] = probe
             b = await end
             rss_end = b.rss
+            if hung and hang is not None:
+                nofile = procstat.open_files_limit(daemon.pid)
+                held_at_end = hang.held()
             log(f"grace {args.interval} s for late checks of the window")
             await asyncio.sleep(args.interval)
             res["control_status"] = await control_status(api, control)
@@ -338,6 +400,11 @@ async def run_mode(
         res["stop"] = daemon.stop()
         log("analysing the database")
         ms = (int(w0 * 1000), int(w1 * 1000), int(wmid * 1000))
+        healthy = (
+            await asyncio.to_thread(dbstats.created_at, daemon.db_path, ids, hung_ids)
+            if hung
+            else None
+        )
         w = await asyncio.to_thread(
             dbstats.window_stats,
             daemon.db_path,
@@ -346,8 +413,23 @@ async def run_mode(
             ms[0],
             ms[1],
             args.interval * 1000,
+            origins=healthy,
         )
         res["window"] = w
+        if hung and healthy is not None:
+            last = await asyncio.to_thread(dbstats.last_status, daemon.db_path, hung_ids, ms[1])
+            res["hung"] = {
+                "sites": len(hung_ids),
+                "timeout_seconds": timeout,
+                "down_at_end": sum(1 for v in last.values() if v == "DOWN"),
+                "up_at_end": sum(1 for v in last.values() if v == "UP"),
+                "never_checked": len(hung_ids) - len(last),
+                "false_alerts": await asyncio.to_thread(
+                    dbstats.alerts, daemon.db_path, set(healthy), ms[0], ms[1]
+                ),
+                "nofile": nofile,
+                "held_at_end": held_at_end,
+            }
         checks = await asyncio.to_thread(dbstats.count_checks, daemon.db_path, ms[0], ms[2])
         res["first_check_ms"] = await asyncio.to_thread(
             dbstats.first_check_delays, daemon.db_path, ids
@@ -395,6 +477,8 @@ async def run_mode(
             res["machine_cpu"][k] for k in ("uptimed", "target", "harness")
         )
         ours = {os.getpid(), daemon.pid, *target.pids()}
+        if hang is not None and hang.pid is not None:
+            ours.add(hang.pid)
         res["machine_cpu"]["busiest_others"] = procstat.busiest_others(
             a.processes, b.processes, wall, ours
         )
@@ -402,12 +486,31 @@ async def run_mode(
             res["profile"] = {"file": str(prof[0]), "threads": profile.summarise(prof[0], 25)}
 
         log(f"restart on the same database ({len(main.ids)} sites)")
-        res["restart"] = await restart(daemon, ids, args.interval, extra_s=15)
+        res["restart"] = await restart(daemon, ids, args.interval, extra_s=15, skip=hung_ids)
+        if "hung" in res:  # the whole log: the window and the restart
+            res["hung"]["log_open_file_lines"] = daemon.log_lines("open file")[:20]
+            res["hung"]["too_many_open_files"] = len(daemon.log_lines("too many open files"))
     finally:
         daemon.kill()
         if daemon.proc is not None and daemon.proc.returncode not in (0, None):
             log(f"uptimed exited {daemon.proc.returncode}; log tail:\n{daemon.log_tail()}")
     return res
+
+
+def with_hung(healthy: list[dict], hung: int, hang: HangServer | None) -> list:
+    """``healthy`` with ``hung`` bodies for the hang server spread evenly among them, so the
+    paced creation puts both kinds evenly over the interval."""
+    if not hung or hang is None:
+        return healthy
+    template = {k: v for k, v in healthy[0].items() if k not in ("url", "name", "body_contains")}
+    total, out, j = len(healthy) + hung, [], 0
+    for i in range(total):
+        if (i + 1) * hung // total > i * hung // total:
+            out.append({**template, "url": hang.url(j), "name": f"hung-{j}"})
+            j += 1
+        else:
+            out.append(healthy[i - j])
+    return out
 
 
 async def run_restart_big(args: argparse.Namespace, target: Target, work: Path) -> dict:
@@ -435,4 +538,126 @@ async def run_restart_big(args: argparse.Namespace, target: Target, work: Path) 
         res["checked_before"] = not args.restart_never_checked
     finally:
         daemon.kill()
+    return res
+
+
+SERIES_WARMUP_S = 5  # --series: after the first interval, before the window
+
+
+async def run_series(args: argparse.Namespace, target: Target, work: Path) -> dict:
+    """``--series``: CPU per check at one rate across site counts. Each repetition measures
+    the bare loop at ``--rate`` once, then every count in turn (interleaved, so drift on the
+    machine hits all counts alike), each on a fresh file with its sites written directly."""
+    out: dict = {"rate": args.rate, "counts": args.series, "repetitions": []}
+    for rep in range(args.repeat):
+        log(f"series {rep + 1}/{args.repeat}: bare aiohttp loop at {args.rate:.0f}/s")
+        bare = await measure_bare(
+            target, rate=args.rate, seconds=args.bare_seconds, keep_alive=args.keep_alive
+        )
+        points = []
+        for count in args.series:
+            point = await series_point(args, target, work / f"{count}-{rep + 1}", count)
+            bare_us = bare["cpu_us_per_request"] or math.inf
+            point["ratio_same_rate"] = point["us_per_check"] / bare_us
+            points.append(point)
+        out["repetitions"].append({"run": rep + 1, "bare": bare, "points": points})
+    return out
+
+
+async def series_point(args: argparse.Namespace, target: Target, work: Path, count: int) -> dict:
+    """One count of ``--series``: ``count`` sites written directly (each checked once in the
+    last interval, so uptimed resumes uniform grids), interval ``count / rate``; one interval
+    and a few seconds of warm-up after ``/healthz``, then the window.
+
+    uptimed resumes a site on its seeded grid only if the next check is still ahead when it
+    reads the file, which it does in the background after ``/healthz`` answers (an unknown
+    moment); the others it respreads. So each site's grid is taken from its own checks around
+    the window (``dbstats.grid_origins``), not from the seeded check.
+    """
+    interval = max(1, round(count / args.rate))
+    # Whole intervals: uptimed may respread some sites' phases, and a window of whole
+    # intervals counts each site's checks alike whatever its phase.
+    window = interval * math.ceil((args.series_window or max(2 * interval, 30)) / interval)
+    grace = min(interval, 15)
+    env = dict(e.split("=", 1) for e in args.env)
+    if args.keep_alive:
+        env["UPTIMED_KEEP_ALIVE"] = "1"
+    daemon = Daemon(
+        work, work / "series.db", free_port(), env, args.uptimed_src, nofile_soft=args.nofile_soft
+    )
+    res: dict = {"sites": count, "interval": interval, "rate": count / interval, "window_s": window}
+    try:
+        daemon.start()  # the schema (and any migration) on the empty file
+        await daemon.wait_healthy(60)
+        daemon.stop()
+        t0 = time.monotonic()
+        ids = await asyncio.to_thread(
+            dbstats.insert_sites_direct,
+            daemon.db_path,
+            count,
+            interval,
+            lambda i: target.url(f"series-{i}"),
+            lambda: int(time.time() * 1000),
+            checked_before=True,
+        )
+        res["insert_s"] = round(time.monotonic() - t0, 2)
+        log(f"series: {count} sites every {interval} s written; starting uptimed")
+        daemon.start()
+        res["healthz_s"] = round(await daemon.wait_healthy(120), 3)
+        ready = daemon.spawned_at + res["healthz_s"]
+        w0 = ready + interval + SERIES_WARMUP_S
+        w1 = w0 + window
+        log(f"series: warm-up {interval + SERIES_WARMUP_S} s, window {window:.0f} s")
+        await sleep_until(w0)
+        a = procstat.sample(daemon.pid, time.time())
+        m0 = procstat.machine_jiffies()
+        await sleep_until(w1)
+        b = procstat.sample(daemon.pid, time.time())
+        m1 = procstat.machine_jiffies()
+        rss_end, _ = procstat.memory(daemon.pid)
+        await asyncio.sleep(grace)
+        _, rss_peak = procstat.memory(daemon.pid)
+        res["stop"] = daemon.stop()
+        ms = (int(w0 * 1000), int(w1 * 1000))
+        origins = await asyncio.to_thread(
+            dbstats.grid_origins,
+            daemon.db_path,
+            ids,
+            interval,
+            ms[0] - interval * 1000,
+            ms[1] + grace * 1000,
+        )
+        w = await asyncio.to_thread(
+            dbstats.window_stats,
+            daemon.db_path,
+            ids,
+            interval,
+            ms[0],
+            ms[1],
+            grace * 1000,
+            origins=origins,
+        )
+        checks = max(1, w["done_all_sites"])
+        cpu = procstat.cpu_report(a, b, daemon.pid)
+        res.update(
+            {
+                "window": w,
+                "analysed_sites": len(origins),
+                "unchecked_sites": count - len(origins),
+                "checks": checks,
+                "done_per_s": checks / cpu["wall_s"],
+                "cpu": cpu,
+                "us_per_check": 1e6 * cpu["cpu_s"] / checks,
+                "main_us_per_check": 1e6 * cpu["main_thread_s"] / checks,
+                "pct_of_one_core": 100 * cpu["cpu_s"] / cpu["wall_s"],
+                "main_pct": 100 * cpu["main_thread_s"] / cpu["wall_s"],
+                "rss_end": rss_end,
+                "rss_peak": rss_peak,
+                "machine_pct": procstat.machine_busy_pct(m0, m1),
+            }
+        )
+    finally:
+        daemon.kill()
+        if daemon.proc is not None and daemon.proc.returncode not in (0, None):
+            log(f"uptimed exited {daemon.proc.returncode}; log tail:\n{daemon.log_tail()}")
     return res
