@@ -2,7 +2,7 @@
 allows.
 
 A check in flight holds one socket, and a site that accepts a connection and never answers
-holds it for every try's whole timeout. A fixed cap on checks in flight (500 until 0.3) let
+holds it for every try's whole timeout. A fixed cap of 500 checks in flight (until issue 15) let
 1,000 such sites hold every slot while the healthy sites' checks queued behind them: the
 monitor went blind to the sites it could still see. Descriptors are the real limit, so the
 process raises its soft limit to the hard one at start (systemd gives a service 1024 soft,
