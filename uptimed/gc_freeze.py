@@ -18,7 +18,9 @@ whatever was alive at that moment (a check in flight, a history row waiting for 
 up a generation, and every such move brought the next full collection nearer, which walks every
 object since the last freeze (all the sites created through the API in the last minute). With
 the higher threshold nearly everything a check allocates is freed by reference counting before
-a collection comes: CPU per check 254 -> 190 us in one run each at 2,000 checks/s.
+a collection comes. At 2,000 checks/s (two runs of each build, alternated): time in collections
+about 30 ms a second -> 1 ms (``gc.callbacks``), check lateness p99 21-24 -> 11 ms; CPU per
+check 218 and 248 -> 221 and 194 us, within the machine's noise.
 """
 
 from __future__ import annotations
