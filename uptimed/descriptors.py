@@ -19,8 +19,6 @@ import sys
 if sys.platform != "win32":
     import resource
 
-log = logging.getLogger(__name__)
-
 # The API's clients may hold a quarter of the limit (within bounds, for odd limits); the checks
 # may hold the rest but a reserve for the database, Discord, the log and the lock file.
 API_SHARE = 4
@@ -38,21 +36,21 @@ def soft_limit() -> int | None:
     return UNLIMITED if soft == resource.RLIM_INFINITY else soft
 
 
-def raise_soft_limit() -> None:
-    """Raise the open-file soft limit to the hard limit, and log both."""
+def raise_soft_limit() -> tuple[int, str]:
+    """Raise the open-file soft limit to the hard limit. Returns the log level and the line
+    that says both, for the start to log once it has succeeded (a refused start prints one
+    line only)."""
     if sys.platform == "win32":
-        return
+        return logging.DEBUG, "open files: no limit to raise on Windows"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     shown = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
     if soft == hard:
-        log.info("open files: limit %s (soft = hard)", shown)
-        return
+        return logging.INFO, f"open files: limit {shown} (soft = hard)"
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (OSError, ValueError) as e:  # macOS refuses an unlimited one: keep what we have
-        log.warning("open files: soft limit %d not raised to the hard limit %s: %s", soft, shown, e)
-        return
-    log.info("open files: soft limit raised from %d to the hard limit %s", soft, shown)
+        return logging.WARNING, f"open files: soft limit {soft} not raised to {shown}: {e}"
+    return logging.INFO, f"open files: soft limit raised from {soft} to the hard limit {shown}"
 
 
 def api_connections(limit: int | None) -> int:

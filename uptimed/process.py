@@ -96,6 +96,7 @@ class Prepared:
     settings: Settings
     sources: tuple[str, ...]
     lock_fd: int | None
+    open_files: tuple[int, str]  # the log level and line of the open-file limit, for the start
 
     async def announce(self, app: web.Application) -> None:
         """The one INFO line at start, once the store is open (``create_app``'s ``on_open``)."""
@@ -110,6 +111,7 @@ class Prepared:
             sites,
             ",".join(self.sources) or "defaults",
         )
+        log.log(*self.open_files)
 
 
 def configure_logging(level: str) -> None:
@@ -134,7 +136,6 @@ def prepare(argv: list[str] | None) -> Prepared:
     for notice in loaded.notices:
         log.warning("%s", notice)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    descriptors.raise_soft_limit()
     path = settings.db_path
     try:
         check_files(path)
@@ -143,7 +144,7 @@ def prepare(argv: list[str] | None) -> Prepared:
         raise StartError(str(e)) from None
     except OSError as e:
         raise StartError(str(DatabaseUnavailable(path, (e.strerror or str(e)).lower()))) from None
-    return Prepared(settings, loaded.sources, lock_fd)
+    return Prepared(settings, loaded.sources, lock_fd, descriptors.raise_soft_limit())
 
 
 def refuse(e: StartError) -> int:
