@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from uptimed.gc_freeze import YOUNG_THRESHOLD, freeze, tune
+from uptimed.gc_freeze import freeze
 
 
 class Node:
@@ -44,16 +44,3 @@ def test_garbage_is_collected_before_freezing() -> None:
     del a, b
     freeze(full=False)
     assert alive() is None
-
-
-def test_young_collections_wait_for_many_more_objects_than_pythons_default() -> None:
-    before = gc.get_threshold()
-    try:
-        tune()
-        assert gc.get_threshold() == (YOUNG_THRESHOLD, before[1], before[2])
-        gc.collect()
-        start = gc.get_count()[0]
-        kept = [[] for _ in range(5_000)]  # tracked objects, alive: no young collection yet
-        assert gc.get_count()[0] >= start + len(kept)
-    finally:
-        gc.set_threshold(*before)

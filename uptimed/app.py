@@ -219,7 +219,6 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _resume(app: web.Application, scheduler: Scheduler) -> None:
     await scheduler.resume(app[STORE])
     if app[FREEZE_GC]:  # the stored sites are now long-lived objects: out of the GC's way
-        gc_freeze.tune()
         gc_freeze.freeze(full=True)
         await gc_freeze.keep_frozen()
 

@@ -11,16 +11,6 @@ alive that later becomes part of a garbage *cycle* (a check in flight at that mo
 collected until it is unfrozen, so every ``full_every`` freezes everything is unfrozen and
 collected once: that single pause is the price, paid rarely instead of often. Objects freed by
 reference counting (most of them, deleted sites included) are freed at once either way.
-
-The young generation is collected every ``YOUNG_THRESHOLD`` tracked objects (net of those freed)
-instead of Python's 700. At 2,000 checks/s the default ran some 150 young collections a second;
-whatever was alive at that moment (a check in flight, a history row waiting for its batch) moved
-up a generation, and every such move brought the next full collection nearer, which walks every
-object since the last freeze (all the sites created through the API in the last minute). With
-the higher threshold nearly everything a check allocates is freed by reference counting before
-a collection comes. At 2,000 checks/s (two runs of each build, alternated): time in collections
-about 30 ms a second -> 1 ms (``gc.callbacks``), check lateness p99 21-24 -> 11 ms; CPU per
-check 218 and 248 -> 221 and 194 us, within the machine's noise.
 """
 
 from __future__ import annotations
@@ -31,15 +21,6 @@ import logging
 import time
 
 log = logging.getLogger(__name__)
-
-
-YOUNG_THRESHOLD = 20_000  # garbage cycles wait for at most this many objects: a few MiB
-
-
-def tune() -> None:
-    """Collect the young generation less often (see above); the older ones keep their ratios."""
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 def freeze(*, full: bool) -> None:
