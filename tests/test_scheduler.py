@@ -22,13 +22,14 @@ def test_resumes_own_grid_when_last_check_is_recent() -> None:
     assert first_run_at(site(1, 60), last, NOW, spread=60) == NOW + timedelta(seconds=40)
 
 
-def test_a_grid_point_missed_during_a_short_stop_is_followed_by_the_next_one() -> None:
-    """A restart takes a few seconds: the checks due meanwhile keep their place on the grid
-    (spread afresh, some would come a whole window after the start)."""
-    last = NOW_MS - 62_000  # every 60 s: due 2 s ago, while uptimed was stopped
-    assert first_run_at(site(1, 60), last, NOW, spread=60) == NOW + timedelta(seconds=58)
-    # the next point beyond the spread window: spread within the window instead
-    assert first_run_at(site(1, 300), NOW_MS - 302_000, NOW, spread=60) < NOW + timedelta(
+def test_a_check_due_during_a_short_stop_runs_as_long_after_the_start_as_it_is_late() -> None:
+    """A restart takes a few seconds: the checks due meanwhile run in the few seconds after it,
+    at the rate they came due (spread afresh, some came a whole window after the start)."""
+    for late in (0.5, 2, 7):
+        last = NOW_MS - int((60 + late) * 1000)  # every 60 s: due ``late`` s ago
+        assert first_run_at(site(1, 60), last, NOW, spread=60) == NOW + timedelta(seconds=late)
+    # late by more than the spread window: spread within the window
+    assert first_run_at(site(1, 300), NOW_MS - 400_000, NOW, spread=60) < NOW + timedelta(
         seconds=60
     )
 

@@ -47,9 +47,11 @@ def first_run_at(
     """When a site's first check after start-up is due: never later than one interval away;
     ``retrying`` (failures were being counted at the stop): one retry interval away.
 
-    A site whose grid point passed during the stop takes its grid's next point when that comes
-    within the spread window: spreading it afresh could put it up to a whole window after the
-    start, more than an interval after its last check."""
+    A site whose grid point passed less than an interval ago (during the stop, or while the
+    sites were being read) runs as long after now as it is late: those due in a restart's few
+    seconds run in the few seconds after it, at the rate they came due. Spread afresh, some
+    came a whole window after the start; put on their grid's next point, those that came due
+    while 40,000 sites were read waited a whole interval."""
     seconds = site.check_interval_seconds
     if retrying and site.retry_interval_seconds is not None:
         seconds = min(seconds, site.retry_interval_seconds)
@@ -59,8 +61,9 @@ def first_run_at(
         due = datetime.fromtimestamp(last_checked_ms / 1000, tz=UTC) + interval
         if now < due <= now + interval:
             return due
-        if due <= now < due + interval and due + interval <= now + timedelta(seconds=window):
-            return due + interval
+        late = now - due
+        if timedelta(0) <= late < interval and late <= timedelta(seconds=window):
+            return now + late
     return now + timedelta(seconds=(site.id * _GOLDEN) % 1.0 * window)
 
 
