@@ -37,7 +37,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from uptimed.fields import DEFAULT_WARN_DAYS, WarnDays
+from uptimed.fields import DEFAULT_WARN_DAYS, SiteUrl, WarnDays
 from uptimed.redact import is_secret_name, redact
 
 DEFAULT_HOST = "127.0.0.1"
@@ -139,13 +139,27 @@ class Settings(BaseSettings):
     tls_expiry_warn_days: Annotated[WarnDays, NoDecode] = _env(
         "UPTIMED_TLS_EXPIRY_WARN_DAYS", list(DEFAULT_WARN_DAYS)
     )
+    # Events to one webhook URL within this many seconds of its last message (or while one is
+    # in flight or waiting) share the next message: a storm is a few messages, not hundreds.
+    # 0: every event is a message of its own.
+    alert_group_window_seconds: float = _env(
+        "UPTIMED_ALERT_GROUP_WINDOW_SECONDS", 10, ge=0, le=3600
+    )
+    # Targets that tell whether the monitor itself is online (http(s):// or tcp://host:port;
+    # comma-separated in the environment; empty: off). A failed check is set aside, not
+    # recorded, while every one of them fails too.
+    connectivity_check_urls: Annotated[list[SiteUrl], NoDecode] = _env(
+        "UPTIMED_CONNECTIVITY_CHECK_URLS", [], max_length=10
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("trusted_proxies", "tls_expiry_warn_days", mode="before")
+    @field_validator(
+        "trusted_proxies", "tls_expiry_warn_days", "connectivity_check_urls", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         """``UPTIMED_TRUSTED_PROXIES=127.0.0.1, 10.0.0.0/8``, ``UPTIMED_TLS_EXPIRY_WARN_DAYS=14,7``

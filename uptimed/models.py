@@ -450,6 +450,19 @@ class Webhook(WebhookIn):
     )
     last_error_at: Timestamp | None = Field(None, description="when that attempt was made")
     pending: int = Field(0, description="messages not yet delivered to this webhook")
+    enabled: bool = Field(
+        True,
+        description="false: Discord refused this URL for good (404, 401, 403: see last_error) "
+        "or it was disabled by PATCH; it takes no messages until enabled again",
+    )
+    disabled_at: Timestamp | None = Field(None, description="when it was disabled")
+
+
+class WebhookPatch(_In):
+    enabled: bool = Field(
+        description="true: take messages again (after a 404 or 401 was fixed); false: stop. "
+        "Applies to every webhook with the same URL: to Discord they are one webhook"
+    )
 
 
 class HistoryRow(BaseModel):
@@ -654,6 +667,7 @@ class EventKind(StrEnum):
     REMINDER = "reminder"  # still DOWN, every renotify_every_seconds
     CERTIFICATE = "certificate"  # the TLS certificate's days left reached a threshold
     UNMUTED = "unmuted"  # a mute ended and the status differs from the last one told
+    OFFLINE = "offline"  # the monitor could not check from down_since to at (connectivity)
 
 
 class Event(BaseModel):
@@ -675,11 +689,13 @@ class Event(BaseModel):
 
 
 class OutboxMessage(BaseModel):
-    """A queued Discord message: the URL and payload were snapshotted when it was queued."""
+    """A queued message: the URL and the event were snapshotted when it was queued. A body
+    rendered by a version before schema 9 (pending at the upgrade) is ``payload`` instead."""
 
     id: int
     url: str
-    payload: dict[str, Any]
+    event: Event | None = None
+    payload: dict[str, Any] | None = None
     created_at: int
     attempts: int = 0
     site_id: int | None = None  # a snapshot for the log: the site may be gone

@@ -248,6 +248,55 @@ MIGRATIONS: list[str] = [
     CREATE INDEX sites_untold ON sites (id) WHERE told_status <> status;
     ALTER TABLE incidents ADD COLUMN reminded_at INTEGER;
     """,
+    # 8 -> 9: the outbox holds what happened (``event``: models.Event as JSON), rendered when
+    # it is sent, so that events to one URL can share a message; a body rendered before this
+    # version (``payload``: pending at the upgrade) is carried over and sent as it is. The
+    # id sequence carries over too (ids only grow, see 5 -> 6). A webhook that failed for good
+    # (404, 401) is disabled and takes no events until it is enabled again. The spans when
+    # the monitor itself was offline (its connectivity checks failed: nothing was checked),
+    # and the sites whose failed checks it set aside then, whose webhooks hear of the span.
+    """
+    CREATE TABLE outbox_v9 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id INTEGER,
+        webhook_id INTEGER,
+        url TEXT NOT NULL,
+        event TEXT,
+        payload TEXT,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        delivered_at INTEGER,
+        failed_at INTEGER,
+        CHECK ((event IS NULL) <> (payload IS NULL))
+    );
+    INSERT INTO outbox_v9 (id, site_id, webhook_id, url, event, payload, created_at, attempts,
+                           last_error, delivered_at, failed_at)
+        SELECT id, site_id, webhook_id, url, NULL, payload, created_at, attempts, last_error,
+               delivered_at, failed_at
+        FROM outbox ORDER BY id;
+    DELETE FROM sqlite_sequence WHERE name = 'outbox_v9';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'outbox_v9', seq FROM sqlite_sequence WHERE name = 'outbox';
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v9 RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox (url, id)
+        WHERE delivered_at IS NULL AND failed_at IS NULL;
+    CREATE INDEX outbox_webhook ON outbox (webhook_id);
+    ALTER TABLE webhooks ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE webhooks ADD COLUMN disabled_at INTEGER;
+    CREATE TABLE offline (
+        id INTEGER PRIMARY KEY,
+        started_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        ended_at INTEGER
+    );
+    CREATE TABLE offline_sites (
+        offline_id INTEGER NOT NULL REFERENCES offline(id) ON DELETE CASCADE,
+        site_id INTEGER NOT NULL,
+        PRIMARY KEY (offline_id, site_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
