@@ -2,7 +2,8 @@
 
 ``Store`` is the connection (``connection.py``: opening, migrations, transactions) with the
 queries of each: ``sites.py``, ``history.py`` (checks, transitions, incidents), ``webhooks.py``,
-``outbox.py`` and ``alerts.py`` (reminders, mute ends, certificates). Reports for the API are
+``outbox.py``, ``alerts.py`` (reminders, mute ends, certificates) and ``offline.py`` (the
+spans when the monitor itself was offline). Reports for the API are
 in ``reports.py``, rollups and pruning in ``maintenance.py``.
 
 Errors: ``NotFound`` (a site or webhook id that does not exist); ``DatabaseUnavailable`` (at
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 from uptimed.db.alerts import AlertQueries
 from uptimed.db.history import HistoryQueries
+from uptimed.db.offline import OfflineQueries
 from uptimed.db.outbox import OutboxQueries
 from uptimed.db.webhooks import WebhookQueries
 
 
-class Store(WebhookQueries, HistoryQueries, OutboxQueries, AlertQueries):
+class Store(WebhookQueries, HistoryQueries, OutboxQueries, AlertQueries, OfflineQueries):
     """Owns the connections; create with ``await Store.open(path)``, end with ``close()``."""
