@@ -20,7 +20,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 async def test_healthz_is_public(client: TestClient) -> None:
     resp = await client.get("/healthz", headers={"Authorization": ""})
     assert resp.status == 200
-    assert await resp.json() == {"status": "ok"}
+    assert await resp.json() == {"status": "ok", "connectivity": "ok"}
 
 
 @pytest.mark.parametrize(

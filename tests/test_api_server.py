@@ -72,7 +72,7 @@ async def keep_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
     """A keep-alive connection that has had one answer: it is surely counted by the server."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(HEALTHZ)
-    await asyncio.wait_for(reader.readuntil(b'{"status": "ok"}'), 5)
+    await asyncio.wait_for(reader.readuntil(b'{"status": "ok", "connectivity": "ok"}'), 5)
     return reader, writer
 
 
@@ -157,7 +157,9 @@ async def test_connections_over_the_cap_get_503_and_are_logged_once_per_period(
     # A held connection still works, and once one closes a newcomer is served again.
     reader, writer = held[0]
     writer.write(HEALTHZ)
-    assert b'{"status": "ok"}' in await asyncio.wait_for(reader.readuntil(b"}"), 5)
+    assert b'{"status": "ok", "connectivity": "ok"}' in await asyncio.wait_for(
+        reader.readuntil(b"}"), 5
+    )
     held[1][1].close()
 
     async def served() -> bool:

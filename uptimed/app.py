@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +29,7 @@ from uptimed.api.middleware import (
 from uptimed.api.ratelimit import SlidingWindow
 from uptimed.app_keys import (
     CLOCK,
+    CONNECTIVITY,
     DISPATCHER,
     FOLLOWUPS,
     FREEZE_GC,
@@ -47,6 +48,7 @@ from uptimed.app_keys import (
 from uptimed.checks.http import TlsResponse
 from uptimed.clock import Clock
 from uptimed.config import Settings
+from uptimed.connectivity import MIN_INTERVAL_SECONDS, Connectivity
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
@@ -146,6 +148,35 @@ async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DISPATCHER].stop()
 
 
+def connectivity_ctx(
+    min_interval: float,
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    """The offline detector, only when ``connectivity_check_urls`` is set (else none at all:
+    no cost, nothing changes). It probes with the checks' fresh session, as a check would."""
+
+    @asynccontextmanager
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        urls = app[SETTINGS].connectivity_check_urls
+        if not urls:
+            yield
+            return
+        connectivity = Connectivity(
+            urls,
+            app[HTTP].fresh,
+            app[STORE],
+            clock=app[CLOCK].now,
+            monotonic=app[CLOCK].monotonic,
+            min_interval=min_interval,
+            on_message=app[DISPATCHER].wake,
+        )
+        await connectivity.start()
+        app[CONNECTIVITY] = connectivity
+        yield
+        await connectivity.stop()
+
+    return ctx
+
+
 FOLLOWUPS_INTERVAL_SECONDS = 5.0  # how late a reminder or the end of a mute may be told
 
 
@@ -166,6 +197,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         on_message=app[DISPATCHER].wake,
         health=app[HEALTH],
         unwritten=app[UNWRITTEN],
+        connectivity=app.get(CONNECTIVITY),
     )
     store, clock, retention = app[STORE], app[CLOCK], app[RETENTION]
 
@@ -229,11 +261,13 @@ def create_app(
     clock: Clock | None = None,
     freeze_gc: bool = False,
     on_open: Callable[[web.Application], Awaitable[None]] | None = None,
+    connectivity_interval: float = MIN_INTERVAL_SECONDS,
 ) -> web.Application:
     """The whole daemon as an aiohttp app. ``freeze_gc`` is a policy for the process (see
     gc_freeze.py): ``__main__`` turns it on; tests, which run many apps in one process, do not.
     ``on_open`` runs once the database is open and before anything else starts (the start
     line: later, its queries would wait behind the loading of every site).
+    ``connectivity_interval``: seconds between connectivity probes (tests make it short).
     """
     clock = clock or Clock()
     if settings.redis_url:
@@ -275,6 +309,7 @@ def create_app(
             http_ctx,
             notify_http_ctx,
             dispatcher_ctx,
+            connectivity_ctx(connectivity_interval),
             scheduler_ctx,
         ]
     )

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from uptimed.clock import Clock
 from uptimed.config import Settings
+from uptimed.connectivity import Connectivity
 from uptimed.db import Store
 from uptimed.db.maintenance import Retention
 from uptimed.followups import Followups
@@ -31,6 +32,8 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 # Alerts of status changes the database refused: sent from memory (monitor -> dispatcher).
 UNWRITTEN = web.AppKey("unwritten", UnwrittenAlerts)
 MONITOR = web.AppKey("monitor", Monitor)
+# Only when connectivity_check_urls is set: whether the monitor itself is offline (/healthz).
+CONNECTIVITY = web.AppKey("connectivity", Connectivity)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 # Reminders and mute ends: run every few seconds by the scheduler.
 FOLLOWUPS = web.AppKey("followups", Followups)

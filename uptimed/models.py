@@ -645,6 +645,13 @@ class Health(BaseModel):
 
     status: Literal["ok", "failing"] = "ok"
     problems: list[str] = Field(default_factory=list)
+    connectivity: Literal["ok", "offline"] = Field(
+        "ok",
+        description="offline: a check failed and every connectivity_check_urls target failed "
+        "too, so failed checks are set aside, not recorded, until one answers again (always "
+        "ok when connectivity_check_urls is empty). Offline alone is not a 503: restarting "
+        "uptimed cannot bring its network back, and a health check would restart it in a loop",
+    )
 
 
 class TrialResult(BaseModel):

@@ -23,6 +23,7 @@ from uptimed.alerting import event_for, failing, muted, next_state
 from uptimed.batching import CheckBatcher
 from uptimed.certificates import CertificateWatch
 from uptimed.checks import LocalFault, check_site
+from uptimed.connectivity import Connectivity
 from uptimed.db import Store
 from uptimed.fields import is_https
 from uptimed.health import Health
@@ -76,7 +77,9 @@ class Monitor:
     ``OPTIMISATION=1``, ``flush_seconds`` between batched history writes (see batching.py),
     ``clock`` returns epoch seconds, ``on_message`` is called after a
     transition's messages are committed (it wakes the outbox; it must not block), ``health``
-    hears of checks this host could not make and of writes the database refused.
+    hears of checks this host could not make and of writes the database refused,
+    ``connectivity`` (None: ``connectivity_check_urls`` is empty) sets aside the failed checks
+    of a monitor that is offline itself.
     """
 
     def __init__(
@@ -94,8 +97,10 @@ class Monitor:
         on_message: Callable[[], None] = lambda: None,
         health: Health | None = None,
         unwritten: UnwrittenAlerts | None = None,
+        connectivity: Connectivity | None = None,
     ) -> None:
         self._store = store
+        self._connectivity = connectivity
         self._monotonic = monotonic
         self._health = health or Health()
         self._batcher = CheckBatcher(
@@ -214,6 +219,7 @@ class Monitor:
         lane = self._failing_slots if state is not None and failing(state) else _ANY_LANE
         try:
             async with lane, self._slots:
+                started = self._monotonic()
                 result = await check_site(
                     session,
                     site,
@@ -223,6 +229,14 @@ class Monitor:
                 )
         finally:
             self._checking.discard(site.id)
+        # The monitor's own outage (every connectivity check fails too): set aside, not
+        # recorded. Waited for outside the slots: a probe's wait holds no check back.
+        if (
+            result.status is Status.DOWN
+            and self._connectivity is not None
+            and await self._connectivity.set_aside(site.id, started)
+        ):
+            return
         previous = self.states.get(site.id)
         if previous is None or site.id in self._paused:  # deleted or paused meanwhile
             return

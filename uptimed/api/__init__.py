@@ -8,7 +8,7 @@ from aiohttp import web
 
 from uptimed.api import docs, reports, sites, webhooks
 from uptimed.api.openapi import operation
-from uptimed.app_keys import HEALTH
+from uptimed.app_keys import CONNECTIVITY, HEALTH
 from uptimed.models import Health
 
 PUBLIC_PATHS = frozenset({"/healthz"})
@@ -23,11 +23,16 @@ PUBLIC_PATHS = frozenset({"/healthz"})
 )
 async def healthz(request: web.Request) -> web.Response:
     """No auth and no site data: for load balancers, container and systemd health checks. 503
-    while checks cannot run or the database cannot be written, so the fault is seen."""
+    while checks cannot run or the database cannot be written, so the fault is seen; not for
+    being offline (``connectivity``), which a restart cannot mend."""
     problems = request.app[HEALTH].problems()
+    connectivity = request.app.get(CONNECTIVITY)
+    offline = connectivity is not None and connectivity.offline
     if not problems:
-        return web.json_response({"status": "ok"})
-    body = Health(status="failing", problems=problems).model_dump(mode="json")
+        return web.json_response({"status": "ok", "connectivity": "offline" if offline else "ok"})
+    body = Health(
+        status="failing", problems=problems, connectivity="offline" if offline else "ok"
+    ).model_dump(mode="json")
     return web.json_response({"detail": "; ".join(problems), **body}, status=503)
 
 
