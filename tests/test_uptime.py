@@ -470,3 +470,53 @@ async def test_api_paused_time_is_not_monitored(start_app: AppClient, settings: 
     assert (w["uptime_percent"], w["down_seconds"], w["incidents"]) == (0.0, 600.0, 1)
     (incident,) = await (await client.get(f"/sites/{site['id']}/incidents")).json()
     assert incident["duration_seconds"] == 2999.999  # an incident is wall time
+
+
+# --- offline spans: the monitor itself could not check; every site's time, not monitored ---
+
+
+async def test_an_offline_span_is_not_monitored_time_nor_down_time(store: Store) -> None:
+    """As a pause, for every site: an incident open across it is down only outside it."""
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 10 * SECOND, up=True)
+    await every_minute(sim, 1, 4, up=False)  # down from minute 1
+    span = await store.start_offline(T0 + 5 * MINUTE, [sim.site_id])
+    await store.end_offline(span, T0 + 35 * MINUTE, [])  # 30 minutes offline
+    await every_minute(sim, 36, 39, up=False)
+    await every_minute(sim, 40, 60)  # recovered at minute 40
+    site = await store.get_site(sim.site_id)
+    now = T0 + 60 * MINUTE
+    w = await window_of(store, site, "24h", now=now, retention=Retention())
+    monitored = (now - T0) / 1000 - 10 - 1800
+    assert (w.start, w.down_seconds, w.incidents) == (T0 + 10 * SECOND, 540.0, 1)
+    assert w.uptime_percent == round(100 * (monitored - 540) / monitored, 4)
+    # Another site, never set aside, is not monitored during the span either.
+    other = await make_site(store, created=T0, name="b")
+    await other.check(T0 + 10 * SECOND, up=True)
+    await every_minute(other, 1, 58)
+    await other.check(T0 + 59 * MINUTE, up=False)  # one minute down
+    await other.check(T0 + 60 * MINUTE, up=True)
+    w = await window_of(
+        store, await store.get_site(other.site_id), "24h", now=now, retention=Retention()
+    )
+    assert (w.down_seconds, w.uptime_percent) == (
+        60.0,
+        round(100 * (monitored - 60) / monitored, 4),
+    )
+
+
+async def test_an_offline_span_still_open_runs_to_now_and_overlaps_a_pause_once(
+    store: Store,
+) -> None:
+    sim = await make_site(store, created=T0)
+    await sim.check(T0 + 10 * SECOND, up=False)  # down from the first check
+    await set_paused(store, sim, True, T0 + 20 * MINUTE)
+    await set_paused(store, sim, False, T0 + 40 * MINUTE)
+    await store.start_offline(T0 + 30 * MINUTE)  # overlaps the pause's last 10 minutes
+    site = await store.get_site(sim.site_id)
+    now = T0 + 60 * MINUTE
+    w = await window_of(store, site, "24h", now=now, retention=Retention())
+    # Monitored: from the first check to the pause (20 min less 10 s); nothing since.
+    assert (w.down_seconds, w.uptime_percent, w.incidents) == (20 * 60 - 10, 0.0, 1)
+    hour = await window_of(store, site, "30m", now=now, retention=Retention())
+    assert (hour.uptime_percent, hour.down_seconds, hour.incidents) == (None, 0.0, 0)

@@ -8,6 +8,8 @@ Monitored time begins with a site's first finished check (``first_result``): bef
 status is INITIAL, which is neither up nor down, so a window holds nothing to report until then.
 Paused spans (the ``pauses`` table) are not monitored either: no check runs, yet an incident open
 when the site was paused stays open, so its paused part is taken out of the down time too.
+The spans when the monitor itself was offline (the ``offline`` table, every site's) count as
+paused: failed checks were set aside then, so nobody knows how the sites were doing.
 """
 
 from __future__ import annotations
@@ -281,11 +283,15 @@ async def _downtime(store: Store, site_id: int, start: int, end: int) -> tuple[i
 
 
 async def paused(store: Store, site_id: int, *, since: int, now: int) -> Paused:
-    """Pauses ending after ``since`` (an open one runs to ``now``) and the incidents during
-    them; no incident query for a site never paused since then."""
+    """The site's pauses and the monitor's offline spans (every site's) ending after
+    ``since`` (an open one runs to ``now``), and the incidents during them; no incident query
+    for a site neither paused nor offline since then. Offline, failed checks were set aside,
+    so that time is not monitored either, nor down."""
     rows = await store.reader.execute_fetchall(
         "SELECT started_at, min(coalesce(ended_at, ?3), ?3) FROM pauses"
-        " WHERE site_id = ?1 AND started_at < ?3 AND coalesce(ended_at, ?3) > ?2",
+        " WHERE site_id = ?1 AND started_at < ?3 AND coalesce(ended_at, ?3) > ?2"
+        " UNION ALL SELECT started_at, min(coalesce(ended_at, ?3), ?3) FROM offline"
+        " WHERE started_at < ?3 AND coalesce(ended_at, ?3) > ?2",
         (site_id, since, now),
     )
     spans = [(start, end) for start, end in rows]
