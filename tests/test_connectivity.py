@@ -20,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import AUTH, Target, eventually, wait_out
+from tests.fake_discord import FakeDiscord
 from uptimed.app import create_app
 from uptimed.app_keys import CONNECTIVITY
 from uptimed.config import Settings
@@ -85,10 +86,18 @@ def conn_settings(settings: Settings, canary: Canary) -> Settings:
     return settings.model_copy(
         update={
             "connectivity_check_urls": [refused_tcp(), canary.url()],
-            "discord_backoff_initial_seconds": 0.05,
-            "discord_backoff_max_seconds": 0.2,
+            "alert_group_window_seconds": 0,  # one message per event: each one's own embed
         }
     )
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any) -> FakeDiscord:
+    return await FakeDiscord().start(aiohttp_server)
+
+
+def titles(fake: FakeDiscord, url: str | None = None) -> list[str]:
+    return [b["embeds"][0]["title"] for b in fake.valid_bodies(url)]
 
 
 async def start(aiohttp_client: Any, settings: Settings) -> TestClient:
@@ -123,11 +132,6 @@ def rows(settings: Settings, sql: str, args: tuple[Any, ...] = ()) -> list[tuple
         return conn.execute(sql, args).fetchall()
 
 
-def hook_url(n: int) -> str:
-    """A webhook URL nothing answers: the messages' rows are what these tests read."""
-    return f"http://127.0.0.1:9/api/webhooks/{n}/token"
-
-
 @dataclass
 class Storm:
     client: TestClient
@@ -137,7 +141,7 @@ class Storm:
 
 
 async def offline_storm(
-    aiohttp_client: Any, settings: Settings, target: Target, canary: Canary
+    aiohttp_client: Any, settings: Settings, target: Target, canary: Canary, fake: FakeDiscord
 ) -> Storm:
     """Two UP sites (webhooks: site 1 -> URL 1; site 2 -> URL 1 and URL 2), then the target
     and the canary fail together until /healthz says offline and each site failed twice."""
@@ -145,16 +149,11 @@ async def offline_storm(
     a = await add_site(client, target.url("/a"), "A")
     b = await add_site(client, target.url("/b"), "B")
     hooks = [
-        await add_hook(client, a, hook_url(1)),
-        await add_hook(client, b, hook_url(1)),
-        await add_hook(client, b, hook_url(2)),
+        await add_hook(client, a, fake.url("1")),
+        await add_hook(client, b, fake.url("1")),
+        await add_hook(client, b, fake.url("2")),
     ]
-
-    async def both_up() -> bool:
-        sites = await (await client.get("/sites")).json()
-        return all(s["status"] == "UP" for s in sites)
-
-    await eventually(both_up)
+    await fake.wait_for(3)  # "Monitoring started", once per webhook
     outbox = rows(settings, "SELECT count(*) FROM outbox")[0][0]
     assert (await health(client)) == (200, {"status": "ok", "connectivity": "ok"})
     assert canary.hits == []  # online and every check passing: nobody probes
@@ -172,9 +171,9 @@ async def offline_storm(
 
 
 async def test_a_canary_failing_with_every_site_records_nothing_and_sends_nothing(
-    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary
+    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary, fake: FakeDiscord
 ) -> None:
-    storm = await offline_storm(aiohttp_client, conn_settings, target, canary)
+    storm = await offline_storm(aiohttp_client, conn_settings, target, canary, fake)
     client = storm.client
     assert await health(client) == (200, {"status": "ok", "connectivity": "offline"})
     for site_id in storm.sites:
@@ -184,18 +183,19 @@ async def test_a_canary_failing_with_every_site_records_nothing_and_sends_nothin
         assert down == []
         assert await (await client.get(f"/sites/{site_id}/incidents")).json() == []
     assert rows(conn_settings, "SELECT count(*) FROM outbox")[0][0] == storm.outbox
+    assert len(fake.received()) == 3
     spans = rows(conn_settings, "SELECT id, started_at, last_seen_at, ended_at FROM offline")
     assert len(spans) == 1 and spans[0][3] is None, spans
     assert spans[0][2] >= spans[0][1]
 
 
 async def test_a_canary_that_stays_up_while_sites_fail_changes_nothing(
-    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary
+    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary, fake: FakeDiscord
 ) -> None:
     client = await start(aiohttp_client, conn_settings)
     site_id = await add_site(client, target.url("/s"), "S")
-    await add_hook(client, site_id, hook_url(1))
-    await target.wait_hits("/s", 1)
+    await add_hook(client, site_id, fake.url())
+    await fake.wait_for(1)
     target.status = 503
 
     async def down() -> dict[str, Any] | None:
@@ -206,8 +206,8 @@ async def test_a_canary_that_stays_up_while_sites_fail_changes_nothing(
     assert site["last_reason"] == "HTTP 503"
     assert canary.hits  # it was asked, and it answered
     assert len(await (await client.get(f"/sites/{site_id}/incidents")).json()) == 1
-    messages = rows(conn_settings, "SELECT payload FROM outbox WHERE site_id = ?", (site_id,))
-    assert any("DOWN" in (payload or "") for (payload,) in messages), messages
+    await fake.wait_for(2)
+    assert titles(fake) == ["🟢 Monitoring started: S is UP", "🔴 S is DOWN"]
     assert await health(client) == (200, {"status": "ok", "connectivity": "ok"})
     assert rows(conn_settings, "SELECT count(*) FROM offline") == [(0,)]
 
@@ -217,10 +217,11 @@ async def test_back_online_ends_the_span_and_queues_one_message_per_webhook_url(
     conn_settings: Settings,
     target: Target,
     canary: Canary,
+    fake: FakeDiscord,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="uptimed.connectivity")
-    storm = await offline_storm(aiohttp_client, conn_settings, target, canary)
+    storm = await offline_storm(aiohttp_client, conn_settings, target, canary, fake)
     client = storm.client
     target.status = 200
     await canary.up()
@@ -240,9 +241,9 @@ async def test_back_online_ends_the_span_and_queues_one_message_per_webhook_url(
     messages = rows(
         conn_settings,
         "SELECT site_id, webhook_id, url, event, payload, created_at FROM outbox"
-        " WHERE event IS NOT NULL ORDER BY id",
+        " WHERE json_extract(event, '$.kind') = 'offline' ORDER BY id",
     )
-    expected = [(storm.hooks[0], hook_url(1), 2), (storm.hooks[2], hook_url(2), 1)]
+    expected = [(storm.hooks[0], fake.url("1"), 2), (storm.hooks[2], fake.url("2"), 1)]
     assert len(messages) == len(expected), messages
     for (site_id, hook_id, url, event, payload, created_at), (hook, want_url, checks) in zip(
         messages, expected, strict=True
@@ -257,6 +258,17 @@ async def test_back_online_ends_the_span_and_queues_one_message_per_webhook_url(
             down_since=started_at,
             checks=checks,
         )
+    # Each URL gets one message about the span, saying how many of its sites were set aside.
+    await fake.wait_for(5)
+    for url, sites in ((fake.url("1"), "2 sites"), (fake.url("2"), "1 site")):
+        (embed,) = [
+            b["embeds"][0]
+            for b in fake.valid_bodies(url)
+            if b["embeds"][0]["title"] == "📡 uptimed was offline"
+        ]
+        assert f"<t:{started_at // 1000}:f> to <t:{ended_at // 1000}:f>" in embed["description"]
+        assert f"check {sites} of this webhook" in embed["description"], embed
+    assert fake.violations() == []
     # Nothing was recorded while offline, and the sites never left UP.
     for site_id in storm.sites:
         down = await (await client.get(f"/sites/{site_id}/history?status=DOWN")).json()
@@ -271,12 +283,12 @@ async def test_back_online_ends_the_span_and_queues_one_message_per_webhook_url(
 
 
 async def test_a_span_left_open_is_resumed_at_start_and_closed_by_the_next_answer(
-    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary
+    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary, fake: FakeDiscord
 ) -> None:
     client = await start(aiohttp_client, conn_settings)
     site_id = await add_site(client, target.url("/r"), "R")
-    hook_id = await add_hook(client, site_id, hook_url(3))
-    await target.wait_hits("/r", 1)
+    hook_id = await add_hook(client, site_id, fake.url())
+    await fake.wait_for(1)
     await client.close()
     # As a run that crashed while offline leaves it: a span open, a site set aside in it.
     store = await Store.open(conn_settings.db_path)
@@ -298,7 +310,8 @@ async def test_a_span_left_open_is_resumed_at_start_and_closed_by_the_next_answe
     assert (await health(client))[1]["connectivity"] == "ok"
     assert rows(conn_settings, "SELECT count(*) FROM offline") == [(1,)]
     ((hook, event),) = rows(
-        conn_settings, "SELECT webhook_id, event FROM outbox WHERE event IS NOT NULL"
+        conn_settings,
+        "SELECT webhook_id, event FROM outbox WHERE json_extract(event, '$.kind') = 'offline'",
     )
     assert hook == hook_id
     parsed = Event.model_validate_json(event)
@@ -307,6 +320,8 @@ async def test_a_span_left_open_is_resumed_at_start_and_closed_by_the_next_answe
         1_700_000_000_000,
         1,
     )
+    await fake.wait_for(2)
+    assert titles(fake)[1] == "📡 uptimed was offline"
 
 
 async def test_without_the_setting_there_is_no_connectivity_at_all(
