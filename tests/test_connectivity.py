@@ -392,3 +392,21 @@ async def test_checks_failing_together_share_one_probe(
     async with store.latest() as conn:  # written with the span, in the probe's transaction
         rows = await conn.execute_fetchall("SELECT offline_id, count(*) FROM offline_sites")
     assert [tuple(r) for r in rows] == [(1, 50)]
+
+
+async def test_checks_begun_offline_are_set_aside_by_the_probe_that_finds_it_online(
+    connectivity: Connectivity, canary: Canary, store: Store
+) -> None:
+    await canary.down()
+    assert await connectivity.set_aside(1, time.monotonic())
+    begun_offline = time.monotonic()  # e.g. a timeout that began offline, ends online
+    await canary.up()
+    assert await connectivity.set_aside(2, begun_offline)  # its probe ends the span
+    assert not connectivity.offline
+    assert not await connectivity.set_aside(3, time.monotonic())  # begun online: recorded
+    async with store.latest() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT o.ended_at IS NOT NULL, s.site_id FROM offline o"
+            " JOIN offline_sites s ON s.offline_id = o.id ORDER BY s.site_id"
+        )
+    assert [tuple(r) for r in rows] == [(1, 1), (1, 2)]

@@ -7,10 +7,10 @@ that list are probed in parallel (a short timeout), and when none answers the fa
 aside (not recorded) and the site noted in the current offline span, whose webhooks hear of it
 once the monitor is back online.
 
-What a probe believes: any HTTP answer (any status; redirects are not followed) or an opened
-TCP connection means online, and so does a peer that spoke but failed TLS verification (a
-captive portal or a proxy is still a network). A timeout, a refused or reset connection or a
-failed name lookup is a target that failed. Every target failing is offline.
+What a probe believes: any HTTP answer (any status; a HEAD, redirects not followed) or an
+opened TCP connection means online, and so does anything else a peer sent back (a malformed
+answer). A failure a check would try again is a target that failed: a timeout, a refused or
+reset connection, a failed name lookup or TLS handshake. Every target failing is offline.
 
 The rules that keep it cheap and honest:
 
@@ -223,7 +223,7 @@ class Connectivity:
         try:
             await probe(self._session, target, self._timeout)
         except Failure as e:
-            # A peer that spoke (a TLS verification error, a malformed answer) is a network.
+            # Not transient: a peer sent something back (a malformed answer): a network.
             return None if not e.transient else f"{target.url}: {e.reason}"
         except LocalFault as e:
             return f"{target.url}: {e}"
