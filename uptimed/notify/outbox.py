@@ -227,10 +227,9 @@ class Dispatcher:
                             continue
                         return
                     for send in sends:
-                        delivered = await self._deliver(send)
-                        self._last_sent[url] = asyncio.get_running_loop().time()
-                        if not delivered:  # rows dropped: the rest is regrouped
+                        if not await self._deliver(send):  # rows dropped: regroup the rest
                             break
+                        self._last_sent[url] = asyncio.get_running_loop().time()
                 except Exception:
                     who = _who(send.messages) if send else "site=- webhook=-"
                     log.exception("outbox worker error %s; retrying in %gs", who, self._rescan)
