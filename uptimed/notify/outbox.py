@@ -128,7 +128,8 @@ class Dispatcher:
 
     Keyword arguments: ``timeout`` per POST, ``give_up_after`` seconds a message may keep failing
     transiently, ``backoff_initial`` / ``backoff_max`` seconds between tries (``backoff_max``
-    also caps a global rate limit's pause and the interval of the outbox scan).
+    also caps a global rate limit's pause and the interval of the outbox scan), ``group_window``
+    seconds after a message to a URL during which its next events wait to go together (0: none).
     """
 
     def __init__(
