@@ -21,6 +21,7 @@ from uptimed.app import create_app
 from uptimed.clock import Clock
 from uptimed.config import Settings
 from uptimed.db.schema import MIGRATIONS
+from uptimed.models import Event, EventKind
 
 USER, PASSWORD = "alice", "s3cret-pass"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
@@ -46,6 +47,11 @@ async def wait_out(seconds: float) -> None:
 
 
 SITE_STATUS = ("status", "status_since", "last_checked", "last_response_time_ms", "last_reason")
+
+
+def told(what: str) -> str:
+    """An outbox event as JSON whose site name is ``what``: tests of the bookkeeping only."""
+    return Event(kind=EventKind.DOWN, site_name=what, site_url="http://h/", at=1).model_dump_json()
 
 
 def settings_of(site: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +178,8 @@ def settings(tmp_path: Path) -> Settings:
         check_retries=0,
         startup_spread_seconds=1,
         shutdown_grace_seconds=2,
+        # Most tests follow one event at a time; grouping has its own (test_grouping.py).
+        alert_group_window_seconds=0,
         _env_file=None,
     )
 

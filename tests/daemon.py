@@ -76,6 +76,7 @@ def daemon_env() -> dict[str, str]:
         "VALID_PASSWORD": PASSWORD,
         "DATABASE_URL": "sqlite:///data/uptimed.db",
         "UPTIMED_STARTUP_SPREAD_SECONDS": "1",
+        "UPTIMED_ALERT_GROUP_WINDOW_SECONDS": "0",  # a test of grouping sets its own
     }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import database_at
+from tests.conftest import database_at, told
 from uptimed.alerting import next_state
 from uptimed.db import SCHEMA_VERSION, NotFound, Store
 from uptimed.db.reports import history_page, incidents_page
@@ -101,19 +101,19 @@ async def test_transition_message_is_queued_per_webhook_in_the_same_transaction(
         await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url=url), now=2)
     result = CheckResult(status=Status.DOWN, checked_at=3, response_time_ms=5, reason="HTTP 500")
     down, went_down = started(site.id, result)
-    await store.record_transition(site.id, result, down, went_down, message='{"content": "down"}')
+    await store.record_transition(site.id, result, down, went_down, message=told("down"))
     assert await store.pending_urls() == ["http://h/1", "http://h/2"]
     message = await store.next_message("http://h/2")
-    assert message is not None and message.payload == {"content": "down"}
+    assert message is not None and message.event.site_name == "down"
 
     bad = CheckResult(status=Status.UP, checked_at=2**70, response_time_ms=5)
     up, went_up = next_state(site.id, down, bad)
     assert went_up is not None
     with pytest.raises(OverflowError):
-        await store.record_transition(site.id, bad, up, went_up, message='{"content": "up"}')
+        await store.record_transition(site.id, bad, up, went_up, message=told("up"))
     assert [w.pending for w in await store.list_webhooks()] == [1, 1]  # no "up" queued
 
-    await store.mark_delivered(message, now=9)
+    await store.mark_delivered([message], now=9)
     hooks = await store.list_webhooks()
     assert [(w.pending, w.last_delivery_at) for w in hooks] == [(1, None), (0, 9)]
 
@@ -128,9 +128,7 @@ async def test_a_paused_site_records_no_transition_of_a_check_still_in_flight(
     await store.update_site(site.id, SiteIn(url="http://a", name="a", paused=True), now=3)
     result = CheckResult(status=Status.DOWN, checked_at=4, response_time_ms=5, reason="HTTP 500")
     down, went_down = started(site.id, result)
-    written = await store.record_transition(
-        site.id, result, down, went_down, message='{"content": "down"}'
-    )
+    written = await store.record_transition(site.id, result, down, went_down, message=told("down"))
     assert not written
     assert await store.pending_urls() == []
     assert (await store.site_states())[site.id][0].status is Status.INITIAL
@@ -258,7 +256,7 @@ async def test_an_outbox_id_is_never_given_to_another_message(store: Store) -> N
         site_id=site.id, previous=Status.INITIAL, current=Status.DOWN, at=5, previous_since=1
     )
     state = SiteState(status=Status.DOWN, since=5)
-    await store.record_transition(site.id, down, state, transition, message="{}")
+    await store.record_transition(site.id, down, state, transition, message=told("x"))
     dropped = await store.next_message("http://h/1")
     assert dropped is not None
     await store.delete_webhook(hook.id)
@@ -268,8 +266,8 @@ async def test_an_outbox_id_is_never_given_to_another_message(store: Store) -> N
         site_id=site.id, previous=Status.DOWN, current=Status.UP, at=9, previous_since=5
     )
     await store.record_transition(
-        site.id, up, SiteState(status=Status.UP, since=9), back, message="{}"
+        site.id, up, SiteState(status=Status.UP, since=9), back, message=told("x")
     )
     new = await store.next_message("http://h/2")
     assert new is not None and new.id > dropped.id
-    assert not await store.is_pending(dropped.id)
+    assert not await store.is_pending([dropped])

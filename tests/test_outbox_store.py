@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import database_at
+from tests.conftest import database_at, told
 from uptimed.alerting import next_state
 from uptimed.db import Store
 from uptimed.db.schema import MIGRATIONS
@@ -36,7 +36,7 @@ async def queue_change(store: Store, site_id: int, at: int) -> None:
     )
     state, transition = next_state(site_id, previous, result)
     assert transition is not None
-    await store.record_transition(site_id, result, state, transition, message='{"content": "x"}')
+    await store.record_transition(site_id, result, state, transition, message=told("x"))
 
 
 async def test_migration_keeps_messages_and_snapshots_their_site(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ async def test_migration_keeps_messages_and_snapshots_their_site(tmp_path: Path)
     first = await store.next_message("http://h")
     assert first is not None
     assert (first.id, first.site_id, first.webhook_id, first.attempts) == (10, 7, 3, 2)
-    await store.mark_delivered(first, now=5)
+    await store.mark_delivered([first], now=5)
     second = await store.next_message("http://h")
     assert second is not None and (second.id, second.site_id, second.webhook_id) == (11, None, None)
     assert [(w.id, w.last_error_at) for w in await store.list_webhooks()] == [(3, None)]
@@ -75,14 +75,14 @@ async def test_deleting_a_webhook_drops_only_its_undelivered_messages(store: Sto
     await queue_change(store, one.id, 3)
     delivered = await store.next_message("http://h")
     assert delivered is not None
-    await store.mark_delivered(delivered, now=4)
+    await store.mark_delivered([delivered], now=4)
     await queue_change(store, one.id, 5)
     await queue_change(store, two.id, 6)
 
     assert await store.delete_webhook(gone.id) == 1
     left = await store.next_message("http://h")
     assert left is not None and (left.site_id, left.webhook_id) == (two.id, kept.id)
-    assert not await store.is_pending(delivered.id)
+    assert not await store.is_pending([delivered])
     assert [(w.id, w.pending) for w in await store.list_webhooks()] == [(kept.id, 1)]
 
 
@@ -91,11 +91,12 @@ async def test_deleting_the_site_keeps_monitoring_ended_with_its_webhook_named(
 ) -> None:
     site = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
     hook = await store.insert_webhook(WebhookIn(site_id=site.id, discord_webhook_url="http://h"), 2)
-    await store.delete_site(site.id, farewell='{"content": "ended"}', now=3)
+    await store.delete_site(site.id, farewell=told("ended"), now=3)
     message = await store.next_message("http://h")
     assert message is not None
-    assert (message.payload, message.site_id, message.webhook_id) == (
-        {"content": "ended"},
+    assert message.event is not None
+    assert (message.event.site_name, message.site_id, message.webhook_id) == (
+        "ended",
         site.id,
         hook.id,
     )
@@ -108,9 +109,9 @@ async def test_a_failed_attempt_shows_with_its_time_until_a_delivery(store: Stor
     message = await store.next_message("http://h")
     assert message is not None
 
-    await store.mark_attempt(message, now=4, error="Discord answered 503")
+    await store.mark_attempt([message], now=4, error="Discord answered 503")
     (hook,) = await store.list_webhooks()
     assert (hook.last_error, hook.last_error_at, hook.pending) == ("Discord answered 503", 4, 1)
-    await store.mark_delivered(message, now=5)
+    await store.mark_delivered([message], now=5)
     (hook,) = await store.list_webhooks()
     assert (hook.last_error, hook.last_error_at, hook.last_delivery_at) == (None, None, 5)

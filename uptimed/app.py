@@ -139,6 +139,7 @@ async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         give_up_after=settings.discord_give_up_after_seconds,
         backoff_initial=settings.discord_backoff_initial_seconds,
         backoff_max=settings.discord_backoff_max_seconds,
+        group_window=settings.alert_group_window_seconds,
         unwritten=app[UNWRITTEN],
     )
     app[DISPATCHER].start()

@@ -9,7 +9,6 @@ happen only then: an unchanged certificate costs a comparison per check.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from uptimed.alerting import certificate_event, warning_due
 from uptimed.db import Store
 from uptimed.models import Certificate, Site
-from uptimed.notify.discord import build_payload
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ class CertificateWatch:
         message = None
         if due is not None:
             warned = due
-            message = json.dumps(build_payload(certificate_event(site, certificate, days, now)))
+            message = certificate_event(site, certificate, days, now).model_dump_json()
         try:
             await self._store.save_certificate(
                 site.id, certificate, warned, message=message, now=now

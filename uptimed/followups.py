@@ -5,13 +5,11 @@ skips nor doubles one; each is queued in the transaction that notes it sent."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from uptimed.alerting import reminder_event, unmuted_event
 from uptimed.clock import Clock
 from uptimed.db import Store
-from uptimed.notify.discord import build_payload
 
 PAGE = 500  # sites read at a time
 
@@ -36,14 +34,14 @@ class Followups:
         while page := await self._store.due_reminders(now, after=after, limit=self._page):
             for due in page:
                 event = reminder_event(due.site, due.down_since, due.reason, now)
-                message = json.dumps(build_payload(event))
+                message = event.model_dump_json()
                 queued += await self._store.record_reminder(due, message, now)
             after = page[-1].incident_id
         after = 0
         while page := await self._store.untold(now, after=after, limit=self._page):
             for untold in page:
                 event = unmuted_event(untold.site, untold.state, now)
-                message = json.dumps(build_payload(event))
+                message = event.model_dump_json()
                 queued += await self._store.record_told(untold, message, now)
             after = page[-1].site.id
         if queued:

@@ -8,7 +8,6 @@ only after a commit), so a check costs one write and no read. Checks of one site
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -27,7 +26,6 @@ from uptimed.db import Store
 from uptimed.fields import is_https
 from uptimed.health import Health
 from uptimed.models import CheckResult, Site, SiteState, Status, Transition
-from uptimed.notify.discord import build_payload
 from uptimed.notify.unwritten import UnwrittenAlerts
 
 log = logging.getLogger(__name__)
@@ -250,7 +248,7 @@ class Monitor:
             await self._batcher.flush()
             message = None
             if not self._muted(site.id, result.checked_at):
-                message = json.dumps(build_payload(event_for(site, transition)))
+                message = event_for(site, transition).model_dump_json()
             held = _Held(site.id, result, state, transition, self._unwritten.new_key(), message)
             # Behind a held transition, or refused itself: kept, its alert sent from memory.
             if self._held or not await self._try_write(held):

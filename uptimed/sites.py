@@ -10,7 +10,6 @@ the PATCH schedule a deleted site again.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +21,6 @@ from uptimed.clock import Clock
 from uptimed.db import Store
 from uptimed.models import Site, SiteIn, SiteView, Status
 from uptimed.monitor import Monitor
-from uptimed.notify.discord import build_payload
 from uptimed.scheduler import Scheduler
 
 
@@ -103,10 +101,10 @@ class Sites:
                     now=now,
                     paused_message=None
                     if quiet
-                    else json.dumps(build_payload(paused_event(data, now, paused=True))),
+                    else paused_event(data, now, paused=True).model_dump_json(),
                     resumed_message=None
                     if quiet
-                    else json.dumps(build_payload(paused_event(data, now, paused=False))),
+                    else paused_event(data, now, paused=False).model_dump_json(),
                 )
             except BaseException:
                 if pausing:
@@ -123,7 +121,7 @@ class Sites:
             farewell = (
                 None
                 if muted(site.alerts_muted_until, now)
-                else json.dumps(build_payload(ended_event(site, now)))
+                else ended_event(site, now).model_dump_json()
             )
             await self._store.delete_site(site.id, farewell=farewell, now=now)
             self._scheduler.unschedule(site.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from uptimed.models import (
     Webhook,
     WebhookId,
     WebhookIn,
+    WebhookPatch,
 )
 from uptimed.notify import NotifyError
 from uptimed.notify.discord import build_payload
@@ -58,7 +58,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     def greeting(site: Site, latest: HistoryRow) -> str | None:
         if muted(site.alerts_muted_until, now):
             return None
-        return json.dumps(build_payload(started_event(site, latest)))
+        return started_event(site, latest).model_dump_json()
 
     webhook = await app[STORE].insert_webhook(data, now=now, greeting=greeting)
     if webhook.pending:
@@ -105,6 +105,32 @@ async def delete_webhook(request: web.Request) -> web.Response:
             dropped,
         )
     return web.json_response(Detail(detail="Webhook deleted successfully").model_dump(mode="json"))
+
+
+@routes.patch("/webhooks/{id}")
+@operation(
+    "Enable or disable a webhook",
+    tags=["webhooks"],
+    path={"id": WebhookId},
+    body=WebhookPatch,
+    response=Webhook,
+)
+async def patch_webhook(request: web.Request) -> web.Response:
+    """A webhook Discord refused for good (404, 401, 403) is disabled and takes no messages;
+    ``{"enabled": true}`` takes it back into use, e.g. once its URL works again (a test message
+    says whether it does). Every webhook with the same URL changes with it: to Discord they
+    are one webhook. Messages it missed while disabled are not sent."""
+    webhook_id = path_id(request)
+    data = await parse_body(request, WebhookPatch)
+    app = request.app
+    webhook = await app[STORE].set_webhook_enabled(webhook_id, data.enabled, app[CLOCK].now_ms())
+    log.info(
+        "webhook %s site=%d webhook=%d (and every webhook with its URL)",
+        "enabled" if data.enabled else "disabled",
+        webhook.site_id,
+        webhook.id,
+    )
+    return web.json_response(webhook.model_dump(mode="json"))
 
 
 @routes.post("/webhooks/{id}/test")

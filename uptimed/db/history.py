@@ -60,7 +60,7 @@ class HistoryQueries(Connection):
         transaction; False, writing nothing, when the site was deleted or paused meanwhile.
 
         ``state`` is the status after the check. A DOWN transition opens an incident, an UP
-        one closes it. ``message`` (a JSON payload; None while alerts are muted) is queued in
+        one closes it. ``message`` (the event as JSON; None while alerts are muted) is queued in
         the outbox for each webhook of the site; ``sent``: webhook URLs it already went to
         from memory (the transition could not be written then, see ``notify.unwritten``),
         written as delivered at ``now``.

@@ -1,35 +1,41 @@
-"""The outbox: Discord messages queued in the transaction of what they tell about, and the
-bookkeeping of their delivery (``notify.outbox`` reads and marks them in id order per URL)."""
+"""The outbox: what happened, queued in the transaction of the change it tells about, and the
+bookkeeping of its delivery (``notify.outbox`` reads rows in id order per URL, renders them into
+messages, one or many events each, and marks them).
+
+A row holds an event (``models.Event`` as JSON), or, if it was queued before schema 9, the body
+that was rendered then (``payload``), which is sent alone and as it is."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import aiosqlite
 
 from uptimed.db.connection import Connection, fetch_one
-from uptimed.models import OutboxMessage
+from uptimed.models import Event, OutboxMessage
 
 PENDING = "delivered_at IS NULL AND failed_at IS NULL"
+_IDS = "id IN (SELECT value FROM json_each(:ids))"
 
 
 async def queue_messages(
     db: aiosqlite.Connection,
     site_id: int,
-    payload: str,
+    event: str,
     now: int,
     sent: Iterable[str] = (),
     sent_at: int = 0,
 ) -> None:
-    """Queue ``payload`` for each webhook of the site, inside the caller's transaction; those
-    whose URL is in ``sent`` already got it from memory and are written as delivered."""
+    """Queue ``event`` (JSON) for each enabled webhook of the site, inside the caller's
+    transaction; those whose URL is in ``sent`` already got it from memory and are written as
+    delivered. A disabled webhook (Discord refused its URL for good) takes nothing."""
     await db.execute(
-        "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at, delivered_at)"
+        "INSERT INTO outbox (site_id, webhook_id, url, event, created_at, delivered_at)"
         " SELECT site_id, id, url, ?, ?,"
         "  CASE WHEN url IN (SELECT value FROM json_each(?)) THEN ? END"
-        " FROM webhooks WHERE site_id = ? ORDER BY id",
-        (payload, now, json.dumps(sorted(sent)), sent_at, site_id),
+        " FROM webhooks WHERE site_id = ? AND enabled = 1 ORDER BY id",
+        (event, now, json.dumps(sorted(sent)), sent_at, site_id),
     )
 
 
@@ -48,6 +54,10 @@ async def note_webhooks(db: aiosqlite.Connection, url: str, now: int, error: str
         )
 
 
+def _ids(messages: Sequence[OutboxMessage]) -> str:
+    return json.dumps([m.id for m in messages])
+
+
 class OutboxQueries(Connection):
     async def pending_urls(self) -> list[str]:
         """The webhook URLs with undelivered messages, oldest waiting first."""
@@ -56,58 +66,80 @@ class OutboxQueries(Connection):
         ) as cur:
             return [row[0] async for row in cur]
 
+    async def pending_messages(self, url: str, limit: int) -> list[OutboxMessage]:
+        """The oldest ``limit`` undelivered rows for ``url``: messages to one webhook go in
+        order, so a site's recovery never overtakes its outage."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT id, url, event, payload, created_at, attempts, site_id, webhook_id FROM outbox"
+            f" WHERE url = ? AND {PENDING} ORDER BY id LIMIT ?",
+            (url, limit),
+        )
+        return [
+            OutboxMessage.model_construct(
+                id=row[0],
+                url=row[1],
+                event=None if row[2] is None else Event.model_validate_json(row[2]),
+                payload=None if row[3] is None else json.loads(row[3]),
+                created_at=row[4],
+                attempts=row[5],
+                site_id=row[6],
+                webhook_id=row[7],
+            )
+            for row in rows
+        ]
+
     async def next_message(self, url: str) -> OutboxMessage | None:
-        """The oldest undelivered message for ``url``: messages to one webhook go in order."""
+        """The oldest undelivered message for ``url``."""
+        found = await self.pending_messages(url, 1)
+        return found[0] if found else None
+
+    async def is_pending(self, messages: Sequence[OutboxMessage]) -> bool:
+        """False once any of them is delivered, failed or dropped (its webhook was deleted)."""
         row = await fetch_one(
             self._conn,
-            "SELECT id, url, payload, created_at, attempts, site_id, webhook_id FROM outbox"
-            f" WHERE url = ? AND {PENDING}"
-            " ORDER BY id LIMIT 1",
-            (url,),
+            f"SELECT count(*) FROM outbox WHERE {_IDS} AND {PENDING}",
+            {"ids": _ids(messages)},
         )
-        if row is None:
-            return None
-        return OutboxMessage(
-            id=row[0],
-            url=row[1],
-            payload=json.loads(row[2]),
-            created_at=row[3],
-            attempts=row[4],
-            site_id=row[5],
-            webhook_id=row[6],
-        )
+        return row is not None and row[0] == len(messages)
 
-    async def is_pending(self, message_id: int) -> bool:
-        """False once the message is delivered, failed or dropped (its webhook was deleted)."""
-        row = await fetch_one(
-            self._conn, f"SELECT 1 FROM outbox WHERE id = ? AND {PENDING}", (message_id,)
-        )
-        return row is not None
-
-    async def mark_delivered(self, message: OutboxMessage, now: int) -> None:
+    async def mark_delivered(self, messages: Sequence[OutboxMessage], now: int) -> None:
         async with self.transaction() as db:
             await db.execute(
-                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL"
-                " WHERE id = ?",
-                (now, message.id),
+                "UPDATE outbox SET delivered_at = :now, attempts = attempts + 1,"
+                f" last_error = NULL WHERE {_IDS}",
+                {"now": now, "ids": _ids(messages)},
             )
-            await note_webhooks(db, message.url, now, None)
+            await note_webhooks(db, messages[0].url, now, None)
 
-    async def mark_attempt(self, message: OutboxMessage, now: int, error: str) -> None:
+    async def mark_attempt(self, messages: Sequence[OutboxMessage], now: int, error: str) -> None:
         """A failed attempt that will be retried: its error shows on the webhooks at once."""
         async with self.transaction() as db:
             await db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                (error, message.id),
+                f"UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE {_IDS}",
+                {"error": error, "ids": _ids(messages)},
             )
-            await note_webhooks(db, message.url, now, error)
+            await note_webhooks(db, messages[0].url, now, error)
 
-    async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
-        """Give up on a message; the error shows on its webhooks as ``last_error``."""
+    async def mark_failed(
+        self, messages: Sequence[OutboxMessage], now: int, error: str, *, disable: bool = False
+    ) -> None:
+        """Give up on messages; the error shows on their webhooks as ``last_error``. With
+        ``disable`` (Discord refused the URL itself: 404, 401) every webhook with that URL is
+        disabled and every message still pending for it fails too: none could be delivered."""
+        url = messages[0].url
         async with self.transaction() as db:
             await db.execute(
-                "UPDATE outbox SET failed_at = ?, attempts = attempts + 1, last_error = ?"
-                " WHERE id = ?",
-                (now, error, message.id),
+                "UPDATE outbox SET failed_at = :now, attempts = attempts + 1,"
+                f" last_error = :error WHERE {_IDS}",
+                {"now": now, "error": error, "ids": _ids(messages)},
             )
-            await note_webhooks(db, message.url, now, error)
+            if disable:
+                await db.execute(
+                    f"UPDATE outbox SET failed_at = ?, last_error = ? WHERE url = ? AND {PENDING}",
+                    (now, f"not sent: the webhook was disabled ({error})", url),
+                )
+                await db.execute(
+                    "UPDATE webhooks SET enabled = 0, disabled_at = ? WHERE url = ? AND enabled",
+                    (now, url),
+                )
+            await note_webhooks(db, url, now, error)

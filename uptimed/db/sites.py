@@ -166,7 +166,7 @@ class SiteQueries(Connection):
     ) -> tuple[Site, Site]:
         """Replace a site's settings; its history, incidents and webhooks stay. Returns the
         site before and after. When ``paused`` changes, a pause starts or ends at ``now`` and
-        its webhooks get ``paused_message`` or ``resumed_message`` (JSON payloads), in the same
+        its webhooks get ``paused_message`` or ``resumed_message`` (events as JSON), in the same
         transaction: two PATCHes at once cannot both send "paused"."""
         if not valid_id(site_id):
             raise NotFound("Site not found")
@@ -247,7 +247,7 @@ class SiteQueries(Connection):
     async def delete_site(self, site_id: int, *, farewell: str | None = None, now: int = 0) -> None:
         """Delete the site; its webhooks and history go with it (ON DELETE CASCADE).
 
-        ``farewell`` (a JSON payload) is queued for each of its webhooks in the same transaction,
+        ``farewell`` (an event as JSON) is queued for each of its webhooks in the same transaction,
         so "Monitoring ended" goes out although the site and its webhooks are gone.
         """
         if not valid_id(site_id):

@@ -20,7 +20,7 @@ from uptimed.models import HistoryRow, Site, Status, Webhook, WebhookIn
 
 WEBHOOK_SELECT = (
     "SELECT w.id, w.site_id, w.url, w.created_at, w.last_delivery_at, w.last_error,"
-    " w.last_error_at,"
+    " w.last_error_at, w.enabled, w.disabled_at,"
     " (SELECT count(*) FROM outbox o WHERE o.webhook_id = w.id"
     "  AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending"
     " FROM webhooks w"
@@ -37,6 +37,8 @@ def webhook_from_row(row: sqlite3.Row) -> Webhook:
         last_error=row["last_error"],
         last_error_at=row["last_error_at"],
         pending=row["pending"],
+        enabled=bool(row["enabled"]),
+        disabled_at=row["disabled_at"],
     )
 
 
@@ -47,7 +49,8 @@ class WebhookQueries(SiteQueries):
         now: int,
         greeting: Callable[[Site, HistoryRow], str | None] | None = None,
     ) -> Webhook:
-        """Store a webhook; if its site has already left INITIAL, queue ``greeting(site, latest)``.
+        """Store a webhook; if its site has already left INITIAL, queue ``greeting(site, latest)``
+        (an event as JSON).
 
         Without the greeting a webhook added after the first check (the usual order: create
         the site, then its webhook) would never hear "Monitoring started". Reading the status
@@ -84,7 +87,7 @@ class WebhookQueries(SiteQueries):
                 payload = greeting(site, latest)
                 if payload is not None:  # None: the site's alerts are muted
                     await db.execute(
-                        "INSERT INTO outbox (site_id, webhook_id, url, payload, created_at)"
+                        "INSERT INTO outbox (site_id, webhook_id, url, event, created_at)"
                         " VALUES (?, ?, ?, ?, ?)",
                         (site.id, webhook_id, data.discord_webhook_url, payload, now),
                     )
@@ -97,6 +100,8 @@ class WebhookQueries(SiteQueries):
             last_error=None,
             last_error_at=None,
             pending=pending,
+            enabled=True,
+            disabled_at=None,
         )
 
     @staticmethod
@@ -139,6 +144,16 @@ class WebhookQueries(SiteQueries):
                 raise NotFound("Webhook not found")  # rolls the outbox delete back
         raise NotFound("Webhook not found")
 
+    async def set_webhook_enabled(self, webhook_id: int, enabled: bool, now: int) -> Webhook:
+        """Enable or disable every webhook with this one's URL (to Discord they are one)."""
+        webhook = await self.get_webhook(webhook_id)
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE webhooks SET enabled = ?, disabled_at = ? WHERE url = ? AND enabled <> ?",
+                (int(enabled), None if enabled else now, webhook.discord_webhook_url, int(enabled)),
+            )
+        return await self.get_webhook(webhook_id)
+
     async def record_webhook_result(self, url: str, now: int, error: str | None) -> None:
         """Note on every webhook with this URL how its last delivery (or test) went."""
         async with self.transaction() as db:
@@ -147,6 +162,6 @@ class WebhookQueries(SiteQueries):
     async def webhook_targets(self, site_id: int) -> list[tuple[int, str]]:
         """(id, URL) of each webhook of a site, read while writes may be failing."""
         rows = await self._reader.execute_fetchall(
-            "SELECT id, url FROM webhooks WHERE site_id = ? ORDER BY id", (site_id,)
+            "SELECT id, url FROM webhooks WHERE site_id = ? AND enabled ORDER BY id", (site_id,)
         )
         return [(row[0], row[1]) for row in rows]

@@ -89,6 +89,8 @@ _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 
 def build_payload(event: Event) -> dict[str, Any]:
     """The execute-webhook JSON for one event: one embed, no pings, within every limit."""
+    if event.kind is EventKind.OFFLINE:
+        return _offline_payload(event)
     prefix, suffix, color = _headline(event)
     name_max = TITLE_MAX - _u16(prefix) - _u16(suffix)
     embed: dict[str, Any] = {
@@ -114,6 +116,26 @@ def build_payload(event: Event) -> dict[str, Any]:
         embed["url"] = link
     # Worst case (every input at its cap) is about 2,400 of the 6,000 units allowed across
     # embeds, so no further cut is needed; test_payload_stays_valid_for_extreme_input pins it.
+    return {"username": USERNAME, "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+def _offline_payload(event: Event) -> dict[str, Any]:
+    """The monitor itself was offline: which span, and how many of this webhook's sites it
+    could not check then (their failed checks were set aside, not recorded)."""
+    since = event.down_since if event.down_since is not None else event.at
+    sites = f"{event.checks} site{'s' if event.checks != 1 else ''}"
+    embed = {
+        "title": "📡 uptimed was offline",
+        "description": (
+            f"uptimed could not reach the internet from <t:{since // 1000}:f> to"
+            f" <t:{event.at // 1000}:f> ({format_duration(event.at - since)}), so it could not"
+            f" check {sites} of this webhook then. Their failed checks were set aside, not"
+            " recorded; they are checked as usual again."
+        ),
+        "color": GREY,
+        "timestamp": iso_ms(event.at),
+        "footer": {"text": FOOTER},
+    }
     return {"username": USERNAME, "embeds": [embed], "allowed_mentions": {"parse": []}}
 
 

@@ -1,13 +1,25 @@
-"""Delivers the outbox: per webhook URL one worker, strictly oldest message first.
+"""Delivers the outbox: per webhook URL one worker, strictly oldest event first.
 
-A check only writes its message row (in the transition's transaction) and calls ``wake()``;
+A check only writes its event row (in the transition's transaction) and calls ``wake()``;
 delivery happens here, in the daemon's event loop, so a slow or failing Discord delays no check.
 
-Per message, under tenacity: 2xx -> marked delivered (only the POST is retried, never
-"send and mark"); 429 -> wait ``retry_after`` (a global 429 pauses every worker); 5xx, timeouts
-and connection errors -> exponential backoff with jitter until ``give_up_after`` seconds from
-when the message was queued, then failed; 4xx such as 404/401 -> failed at once. A message
-blocks the ones behind it on the same URL, so a recovery never overtakes its down alert.
+Grouping (``group_window`` seconds, ``alert_group_window_seconds``): a worker that finds its URL
+idle (nothing sent within the window) sends what is pending at once: one event is today's
+message. Events that come while a message is in flight or retried, or within the window of the
+last send, wait until the window has passed and then go together, rendered by
+``notify.grouped`` into as few messages as Discord's limits allow. So a storm of 200 outages is
+a message at once and a few after the window, not 200 messages trickling out at Discord's 5
+per 2 s. A group is chosen afresh from the rows each time, so a restart regroups what was not
+delivered and nothing is sent twice or lost. A window of 0 sends every event alone.
+
+Per message, under tenacity: 2xx -> its events marked delivered (only the POST is retried,
+never "send and mark"); 429 -> wait ``retry_after`` (a global 429 pauses every worker); 5xx,
+timeouts and connection errors -> exponential backoff with jitter until ``give_up_after``
+seconds from when its oldest event was queued, then failed; 404, 401, 403 or a redirect (the
+URL itself is refused) -> failed at once, and every webhook with that URL is disabled with
+whatever was pending for it (``PATCH /webhooks/{id}`` enables it again); another 4xx -> that
+message failed. A message blocks the ones behind it on the same URL, so a recovery never
+overtakes its down alert.
 After a 2xx that leaves ``X-RateLimit-Remaining: 0`` the worker waits ``Reset-After`` first.
 
 What Discord asks to wait is believed only within bounds (``_Attempts.wait``): never less
@@ -34,6 +46,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass
+from itertools import takewhile
+from typing import Any
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
@@ -42,6 +57,8 @@ from uptimed.clock import Clock
 from uptimed.db import Store
 from uptimed.models import OutboxMessage
 from uptimed.notify import Delivery, Notifier, NotifyError
+from uptimed.notify.discord import build_payload
+from uptimed.notify.grouped import render
 from uptimed.notify.unwritten import UnwrittenAlerts
 
 log = logging.getLogger(__name__)
@@ -49,6 +66,19 @@ log = logging.getLogger(__name__)
 RESCAN_MAX = 30.0  # seconds between scans of the outbox when nothing wakes the dispatcher
 RESET_AFTER_MAX = 60.0  # seconds; Discord's webhook buckets refill within a few
 STOP_MARGIN = 1.0  # seconds beyond the POST timeout a stop waits to record a POST in flight
+GROUP_MAX = 1000  # events read for one group: at most a dozen messages
+
+
+@dataclass(frozen=True)
+class _Send:
+    """One POST: the body and the outbox rows (events) it delivers, oldest first."""
+
+    messages: list[OutboxMessage]
+    payload: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        return self.messages[0].url
 
 
 class _Dropped(Exception):
@@ -67,11 +97,30 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, NotifyError) else f"{type(exc).__name__}: {exc}"
 
 
-def _who(message: OutboxMessage) -> str:
-    """How every delivery log line names its message: site, webhook and message ids."""
-    site = "-" if message.site_id is None else message.site_id
-    hook = "-" if message.webhook_id is None else message.webhook_id
-    return f"site={site} webhook={hook} message={message.id}"
+def _who(messages: list[OutboxMessage]) -> str:
+    """How every delivery log line names its message: site, webhook and outbox row ids (the
+    first and last of a group, with how many events it holds)."""
+    first, last = messages[0], messages[-1]
+    site = "-" if first.site_id is None else first.site_id
+    hook = "-" if first.webhook_id is None else first.webhook_id
+    if len(messages) == 1:
+        return f"site={site} webhook={hook} message={first.id}"
+    return f"site={site}.. webhook={hook}.. message={first.id}..{last.id} events={len(messages)}"
+
+
+def _payload(message: OutboxMessage) -> dict[str, Any]:
+    """A row's body: its event rendered now, or the body rendered before schema 9."""
+    if message.event is not None:
+        return build_payload(message.event)
+    assert message.payload is not None  # the table's CHECK: one of the two
+    return message.payload
+
+
+def _refuses_url(error: NotifyError) -> bool:
+    """Discord says the webhook itself is gone or not ours (404, 401, 403), or the URL is not
+    a webhook (a redirect, an unusable URL): nothing sent to it can succeed."""
+    status = error.status
+    return error.permanent and (status is None or status in (401, 403, 404) or status < 400)
 
 
 class Dispatcher:
@@ -93,6 +142,7 @@ class Dispatcher:
         give_up_after: float,
         backoff_initial: float,
         backoff_max: float,
+        group_window: float = 0.0,
         unwritten: UnwrittenAlerts | None = None,
     ) -> None:
         self._store = store
@@ -106,6 +156,8 @@ class Dispatcher:
         self._backoff_max = backoff_max
         self._backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
         self._rescan = min(backoff_max, RESCAN_MAX)
+        self._group_window = group_window
+        self._last_sent: dict[str, float] = {}  # URL -> loop time its last message ended
         self._wake = asyncio.Event()
         self._drop_signal = asyncio.Event()  # replaced each time it is set
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -167,36 +219,61 @@ class Dispatcher:
         try:
             while not self._stopping:
                 self._more.discard(url)
-                message: OutboxMessage | None = None
+                send: _Send | None = None
                 try:
-                    message = await self._store.next_message(
-                        url
-                    ) or await self._unwritten.next_message(url)
-                    if message is None:
+                    sends = await self._next_sends(url)
+                    if sends is None:
                         if url in self._more:
                             continue
                         return
-                    await self._deliver(message)
+                    for send in sends:
+                        delivered = await self._deliver(send)
+                        self._last_sent[url] = asyncio.get_running_loop().time()
+                        if not delivered:  # rows dropped: the rest is regrouped
+                            break
                 except Exception:
-                    who = _who(message) if message else "site=- webhook=-"
+                    who = _who(send.messages) if send else "site=- webhook=-"
                     log.exception("outbox worker error %s; retrying in %gs", who, self._rescan)
                     await asyncio.sleep(self._rescan)
         finally:
             self._workers.pop(url, None)
 
-    def _ledger(self, message: OutboxMessage) -> Store | UnwrittenAlerts:
+    async def _next_sends(self, url: str) -> list[_Send] | None:
+        """What to POST to ``url`` next, in order; [] after waiting out the group window (read
+        again: more came); None when nothing is pending."""
+        rows = await self._store.pending_messages(url, GROUP_MAX)
+        if not rows:
+            message = await self._unwritten.next_message(url)
+            return None if message is None else [_Send([message], _payload(message))]
+        if rows[0].event is None or self._group_window <= 0:
+            return [_Send(rows[:1], _payload(rows[0]))]
+        loop = asyncio.get_running_loop()
+        wait = self._last_sent.get(url, -self._group_window) + self._group_window - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+            return []
+        group = list(takewhile(lambda m: m.event is not None, rows))
+        sends, start = [], 0
+        for payload, count in render([m.event for m in group if m.event is not None]):
+            sends.append(_Send(group[start : start + count], payload))
+            start += count
+        return sends
+
+    def _ledger(self, send: _Send) -> Store | UnwrittenAlerts:
         """Where a message's bookkeeping goes: the outbox table, or memory for the alert of a
         status change the database has not taken yet (negative ids)."""
-        return self._unwritten if message.id < 0 else self._store
+        return self._unwritten if send.messages[0].id < 0 else self._store
 
-    async def _deliver(self, message: OutboxMessage) -> None:
+    async def _deliver(self, send: _Send) -> bool:
+        """False: its rows are no longer all pending (a webhook was deleted); nothing sent."""
         try:
-            await self._deliver_and_record(message)
+            return await self._deliver_and_record(send)
         finally:
             self._posting.discard(asyncio.current_task())  # type: ignore[arg-type]
 
-    async def _deliver_and_record(self, message: OutboxMessage) -> None:
-        attempts = _Attempts(self, message)
+    async def _deliver_and_record(self, send: _Send) -> bool:
+        messages = send.messages
+        attempts = _Attempts(self, send)
         retrying = AsyncRetrying(
             retry=retry_if_exception(_retryable),
             wait=attempts.wait,
@@ -210,27 +287,34 @@ class Dispatcher:
         except _Dropped:
             log.info(
                 "message no longer pending %s: its webhook was deleted%s",
-                _who(message),
-                " (or it went to the outbox)" if message.id < 0 else "",
+                _who(messages),
+                " (or it went to the outbox)" if messages[0].id < 0 else "",
             )
-            return
+            return False
         except Exception as e:  # permanent, or transient past the give-up time
             error, now = _describe(e), self._clock.now_ms()
+            disable = isinstance(e, NotifyError) and _refuses_url(e)
             await self._write(
-                message, "failed", lambda: self._ledger(message).mark_failed(message, now, error)
+                messages,
+                "failed",
+                lambda: self._ledger(send).mark_failed(messages, now, error, disable=disable),
             )
             log.warning(
-                "message failed %s attempts=%d error=%r", _who(message), attempts.count, error
+                "message failed %s attempts=%d error=%r%s",
+                _who(messages),
+                attempts.count,
+                error,
+                "; every webhook with this URL is disabled" if disable else "",
             )
-            return
+            return True
         await self._write(
-            message,
+            messages,
             "delivered",
-            lambda: self._ledger(message).mark_delivered(message, self._clock.now_ms()),
+            lambda: self._ledger(send).mark_delivered(messages, self._clock.now_ms()),
         )
         log.info(
             "message delivered %s status=%d attempts=%d",
-            _who(message),
+            _who(messages),
             delivery.status,
             attempts.count,
         )
@@ -239,14 +323,15 @@ class Dispatcher:
             if pause != delivery.reset_after:
                 log.warning(
                     "odd X-RateLimit-Reset-After %s: %g, waiting %gs instead",
-                    _who(message),
+                    _who(messages),
                     delivery.reset_after,
                     pause,
                 )
             await asyncio.sleep(pause)
+        return True
 
     async def _write(
-        self, message: OutboxMessage, what: str, write: Callable[[], Awaitable[None]]
+        self, messages: list[OutboxMessage], what: str, write: Callable[[], Awaitable[None]]
     ) -> None:
         """Retry a bookkeeping write until it lands (e.g. while another process holds the
         database lock): giving up on "delivered" would send the message again."""
@@ -260,7 +345,7 @@ class Dispatcher:
                 delay = min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
                 log.warning(
                     "outbox write failed %s marking=%s attempt=%d error=%r; retrying in %gs",
-                    _who(message),
+                    _who(messages),
                     what,
                     attempt,
                     _describe(e),
@@ -272,10 +357,11 @@ class Dispatcher:
 class _Attempts:
     """The tenacity callbacks for one message: send, wait, stop, note and sleep."""
 
-    def __init__(self, dispatcher: Dispatcher, message: OutboxMessage) -> None:
+    def __init__(self, dispatcher: Dispatcher, send: _Send) -> None:
         self._d = dispatcher
-        self._message = message
-        self._deadline_ms = message.created_at + dispatcher._give_up_after * 1000
+        self._send = send
+        oldest = min(m.created_at for m in send.messages)
+        self._deadline_ms = oldest + dispatcher._give_up_after * 1000
         self._odd = ""  # what was odd about the last wait Discord asked for
         self._final = False  # the wait just computed ends at the give-up time
         self._done = False  # the try at the give-up time failed too
@@ -286,7 +372,7 @@ class _Attempts:
         pause = d._global_pause_until - d._clock.monotonic()
         if pause > 0:
             await self.sleep(pause)
-        if not await d._ledger(self._message).is_pending(self._message.id):
+        if not await d._ledger(self._send).is_pending(self._send.messages):
             raise _Dropped
         if d._stopping:  # a retry after a stop began: it goes out after the next start
             raise asyncio.CancelledError
@@ -295,7 +381,7 @@ class _Attempts:
         d._posting.add(task)  # type: ignore[arg-type]
         try:
             return await d._notifier.send(
-                d._session, self._message.url, self._message.payload, timeout=d._timeout
+                d._session, self._send.url, self._send.payload, timeout=d._timeout
             )
         except BaseException:
             d._posting.discard(task)  # type: ignore[arg-type]  # not accepted: may be cancelled
@@ -330,18 +416,18 @@ class _Attempts:
         """Show the failed attempt on the webhook (``last_error``) and log it, before waiting."""
         exc = state.outcome.exception() if state.outcome else None
         error = (_describe(exc) if exc else "unknown error") + self._odd
-        message, d = self._message, self._d
+        send, d = self._send, self._d
         try:
-            await d._ledger(message).mark_attempt(message, d._clock.now_ms(), error)
+            await d._ledger(send).mark_attempt(send.messages, d._clock.now_ms(), error)
         except Exception as e:  # the next attempt notes again; the POST must not wait
             log.warning(
                 "outbox write failed %s marking=attempt error=%r; not retried",
-                _who(message),
+                _who(send.messages),
                 _describe(e),
             )
         log.warning(
             "message retry %s attempt=%d in=%.3gs error=%r",
-            _who(message),
+            _who(send.messages),
             state.attempt_number,
             state.upcoming_sleep,
             error,
@@ -357,7 +443,7 @@ class _Attempts:
             with suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await signal.wait()
-            if signal.is_set() and not await self._d._ledger(self._message).is_pending(
-                self._message.id
+            if signal.is_set() and not await self._d._ledger(self._send).is_pending(
+                self._send.messages
             ):
                 raise _Dropped

@@ -19,12 +19,12 @@ What is only here is lost if uptimed stops before the disk takes it; the log say
 from __future__ import annotations
 
 import itertools
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from uptimed.models import OutboxMessage
+from uptimed.models import Event, OutboxMessage
 
 K = TypeVar("K", int, str)
 
@@ -59,15 +59,16 @@ class UnwrittenAlerts:
         return next(self._keys)
 
     def add(
-        self, key: int, site_id: int, targets: list[tuple[int, str]], payload: str, now: int
+        self, key: int, site_id: int, targets: list[tuple[int, str]], event: str, now: int
     ) -> None:
         """One message per ``(webhook id, url)`` of the site, for the transition ``key``."""
-        body = json.loads(payload)
+        told = Event.model_validate_json(event)
         for webhook_id, url in targets:
             message = OutboxMessage.model_construct(
                 id=next(self._ids),
                 url=url,
-                payload=body,
+                event=told,
+                payload=None,
                 created_at=now,
                 attempts=0,
                 site_id=site_id,
@@ -120,23 +121,31 @@ class UnwrittenAlerts:
                 return entry.message
         return None
 
-    async def is_pending(self, message_id: int) -> bool:
+    # Messages from here are sent one at a time: these calls get a list of one.
+
+    async def is_pending(self, messages: Sequence[OutboxMessage]) -> bool:
         """Asked right before each POST: a True answer means a POST begins."""
-        entry = self._by_id.get(message_id)
+        (message,) = messages
+        entry = self._by_id.get(message.id)
         if entry is None or entry.state not in (_State.QUEUED, _State.POSTING):
             return False
         entry.state = _State.POSTING
         return True
 
-    async def mark_attempt(self, message: OutboxMessage, now: int, error: str) -> None:
+    async def mark_attempt(self, messages: Sequence[OutboxMessage], now: int, error: str) -> None:
         """The POST failed and will be retried: not sent, so the outbox may take it over."""
-        self._end(message.id, _State.QUEUED)
+        for message in messages:
+            self._end(message.id, _State.QUEUED)
 
-    async def mark_delivered(self, message: OutboxMessage, now: int) -> None:
-        self._end(message.id, _State.DELIVERED)
+    async def mark_delivered(self, messages: Sequence[OutboxMessage], now: int) -> None:
+        for message in messages:
+            self._end(message.id, _State.DELIVERED)
 
-    async def mark_failed(self, message: OutboxMessage, now: int, error: str) -> None:
-        self._end(message.id, _State.FAILED)
+    async def mark_failed(
+        self, messages: Sequence[OutboxMessage], now: int, error: str, *, disable: bool = False
+    ) -> None:
+        for message in messages:
+            self._end(message.id, _State.FAILED)
 
     def _end(self, message_id: int, state: _State) -> None:
         entry = self._by_id.get(message_id)
