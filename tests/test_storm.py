@@ -283,6 +283,7 @@ async def test_storm_of_200_sites_is_a_few_messages_per_wave(
     for kind, got in ((DOWN, down), (UP, up)):
         summary = f"{kind}: {len(got.messages)} messages, first after {got.first_after:.2f}s, "
         summary += f"all named after {got.all_named_after:.2f}s"
+        print(summary)  # the figures, with -s
         assert got.first_after <= DETECTION, summary
         assert got.all_named_after <= NAMED_WITHIN, summary
         assert len(got.messages) <= WAVE_MESSAGES_MAX, summary
