@@ -227,13 +227,14 @@ async def quiet(fake: FakeDiscord, url: str, window: float, since: float = 0.0) 
 
 
 async def settled(
-    get: Any, fake: FakeDiscord, url: str, status: str, window: float, since: float = 0.0
+    get: Any, fake: FakeDiscord, url: str, status: str | None, window: float, since: float = 0.0
 ) -> None:
-    """Every site has ``status``, nothing is pending on any webhook, and ``url`` is idle."""
+    """Every site has ``status`` (None: any), nothing is pending on any webhook, and ``url``
+    is idle."""
 
     async def sites_are() -> bool:
         status_code, sites = await get("/sites")
-        return status_code == 200 and all(s["status"] == status for s in sites)
+        return status_code == 200 and all(status in (None, s["status"]) for s in sites)
 
     async def nothing_pending() -> bool:
         status_code, hooks = await get("/webhooks")
@@ -352,6 +353,40 @@ async def test_a_lone_outage_is_one_message_as_fast_as_ever(
     assert {"name": "Reason", "value": "HTTP 503", "inline": False} in embed["fields"]
     await wait_out(2.0)  # and nothing else follows it
     assert len(fake.received(url)) == before + 1
+    assert fake.violations() == []
+
+
+async def test_an_outage_and_its_recovery_in_one_group_keep_their_order(
+    start_app: AppClient, settings: Settings, target: Target, aiohttp_server: Any
+) -> None:
+    fake = await FakeDiscord(enforce_rate_limit=True).start(aiohttp_server)
+    client = await start_app(storm_settings(settings, alert_group_window_seconds=WINDOW))
+    get = app_get(client)
+    url = fake.url()
+    ids = await add_storm_sites(client, target, url, 3)
+    await settled(get, fake, url, "UP", WINDOW)
+    before = len(fake.received(url))
+
+    async def site_is(i: int, status: str) -> bool:
+        _, site = await get(f"/sites/{ids[i]}")
+        return site["status"] == status
+
+    target.statuses[site_path(0)] = 503  # finds the URL idle: sent at once, alone
+    (alone,) = (await fake.wait_for(before + 1, url, timeout=DETECTION + 5))[before:]
+    target.statuses[site_path(1)] = 503  # within the window: both wait for it to pass
+    await eventually(lambda: site_is(1, "DOWN"))
+    target.statuses[site_path(1)] = 200
+    await eventually(lambda: site_is(1, "UP"))
+    (group,) = (await fake.wait_for(before + 2, url, timeout=WINDOW + 10))[before + 1 :]
+    await settled(get, fake, url, None, WINDOW)
+
+    assert [(m.kind, m.site) for m in mentions(alone.body)] == [(DOWN, 0)]
+    assert [(m.kind, m.site) for m in mentions(group.body)] == [(DOWN, 1), (UP, 1)]
+    (embed,) = group.body["embeds"]
+    assert embed["title"] == "🔴 1 site DOWN · 🟢 1 UP"
+    assert group.at - alone.at >= WINDOW - 0.05  # held until the window after the last send
+    assert len(fake.received(url)) == before + 2
+    assert rate_limited(fake) == []
     assert fake.violations() == []
 
 
