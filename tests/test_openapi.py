@@ -58,6 +58,7 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
         ("GET", "/webhooks"),
         ("GET", "/webhooks/{id}"),
         ("DELETE", "/webhooks/{id}"),
+        ("PATCH", "/webhooks/{id}"),
         ("POST", "/webhooks/{id}/test"),
     }
     assert {(m, p) for m, p, _ in documented_routes(app)} == documented

@@ -128,7 +128,8 @@ class Dispatcher:
 
     Keyword arguments: ``timeout`` per POST, ``give_up_after`` seconds a message may keep failing
     transiently, ``backoff_initial`` / ``backoff_max`` seconds between tries (``backoff_max``
-    also caps a global rate limit's pause and the interval of the outbox scan).
+    also caps a global rate limit's pause and the interval of the outbox scan), ``group_window``
+    seconds after a message to a URL during which its next events wait to go together (0: none).
     """
 
     def __init__(
@@ -227,10 +228,9 @@ class Dispatcher:
                             continue
                         return
                     for send in sends:
-                        delivered = await self._deliver(send)
-                        self._last_sent[url] = asyncio.get_running_loop().time()
-                        if not delivered:  # rows dropped: the rest is regrouped
+                        if not await self._deliver(send):  # rows dropped: regroup the rest
                             break
+                        self._last_sent[url] = asyncio.get_running_loop().time()
                 except Exception:
                     who = _who(send.messages) if send else "site=- webhook=-"
                     log.exception("outbox worker error %s; retrying in %gs", who, self._rescan)
