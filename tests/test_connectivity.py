@@ -410,3 +410,27 @@ async def test_checks_begun_offline_are_set_aside_by_the_probe_that_finds_it_onl
             " JOIN offline_sites s ON s.offline_id = o.id ORDER BY s.site_id"
         )
     assert [tuple(r) for r in rows] == [(1, 1), (1, 2)]
+
+
+async def test_a_site_already_down_keeps_its_interval_without_waiting_for_probes(
+    aiohttp_client: Any, conn_settings: Settings, target: Target, canary: Canary
+) -> None:
+    """Its failure cannot change anything, so it asks no probe: checked every second while
+    probes may start only every 5 s, it keeps its 1 s grid and records its failed checks."""
+    client = await aiohttp_client(create_app(conn_settings, connectivity_interval=5.0))
+    client.session.headers.update(AUTH)
+    target.status = 503
+    site_id = await add_site(client, target.url("/down"), "Down")
+
+    async def down() -> bool:
+        return (await (await client.get(f"/sites/{site_id}")).json())["status"] == "DOWN"
+
+    await eventually(down, timeout=15)  # its first failure waited for one probe
+    probes = len(canary.hits)
+    before = len(target.hit_times("/down"))
+    times = await target.wait_hits("/down", before + 4, timeout=8)
+    gaps = [b - a for a, b in zip(times[before:], times[before + 1 :], strict=False)]
+    assert max(gaps) < 2.5, gaps  # one probe wait would be up to 5 s
+    history = await (await client.get(f"/sites/{site_id}/history?status=DOWN")).json()
+    assert len(history) >= 4
+    assert len(canary.hits) == probes  # asked nothing more

@@ -228,13 +228,15 @@ class Monitor:
         finally:
             self._checking.discard(site.id)
         # The monitor's own outage (every connectivity check fails too): set aside, not
-        # recorded. Waited for outside the slots: a probe's wait holds no check back.
-        if (
-            result.status is Status.DOWN
-            and self._connectivity is not None
-            and await self._connectivity.set_aside(site.id, started)
-        ):
-            return
+        # recorded. Waited for outside the slots: a probe's wait holds no check back. A site
+        # already DOWN cannot change on a failure, so its check waits for no probe (one checked
+        # more often than probes run would miss its runs): it is set aside while known offline.
+        if result.status is Status.DOWN and self._connectivity is not None:
+            if state is not None and state.status is Status.DOWN:
+                if self._connectivity.offline:
+                    return
+            elif await self._connectivity.set_aside(site.id, started):
+                return
         previous = self.states.get(site.id)
         if previous is None or site.id in self._paused:  # deleted or paused meanwhile
             return
