@@ -3,7 +3,9 @@
 One event is today's message (``discord.build_payload``). Several share one: a title that
 counts them ("🔴 37 sites DOWN · 🟢 2 UP"), then a line per event in event order (the order in
 which they were queued, so a site's recovery line always follows its outage line), each naming
-the site (a link to it), what happened and when. Lines fill embed descriptions (at most
+the site (a link to it) and what happened; the footer's time is the last event's. Lines are
+kept short on purpose: a message holds 6,000 characters, and every character a line saves is
+more sites per message in a storm. Lines fill embed descriptions (at most
 ``DESCRIPTION_MAX`` each), embeds fill a message (at most ``EMBEDS_MAX``, and ``TOTAL_MAX``
 characters across them), and a group that does not fit one message is split into as few as
 hold every line: nothing is ever cut to "and N more". A message of a split group says which
@@ -43,8 +45,6 @@ TOTAL_MAX = 6000  # title, descriptions and footer across the embeds of one mess
 NAME_MAX = 100
 REASON_MAX = 150
 LINK_MAX = 300  # a longer site URL is not linked: one line must not take a tenth of a message
-# The room left for lines in one message: the title (at most TITLE_MAX) and the footer.
-_LINES_MAX = TOTAL_MAX - TITLE_MAX - len(FOOTER)
 
 # What the title counts, in this order: (emoji, what).
 _DOWN, _UP, _CERT, _PAUSED, _RESUMED, _ENDED, _OFFLINE = (
@@ -65,7 +65,8 @@ def render(events: Sequence[Event]) -> list[tuple[dict[str, Any], int]]:
     if len(events) == 1:
         return [(build_payload(events[0]), 1)]
     lines = [_line(event) for event in events]
-    parts = _pack([_u16(line) for line in lines])
+    room = TOTAL_MAX - _title_bound(events) - len(FOOTER)
+    parts = _pack([_u16(line) for line in lines], room)
     messages = []
     start = 0
     for number, embeds in enumerate(parts, 1):
@@ -78,14 +79,27 @@ def render(events: Sequence[Event]) -> list[tuple[dict[str, Any], int]]:
     return messages
 
 
-def _pack(sizes: list[int]) -> list[list[int]]:
-    """Lines (by size) into messages of embeds: each message is a list of line counts."""
+def _title_bound(events: Sequence[Event]) -> int:
+    """The longest title any part of these events can have: every category present, with
+    counts and a part label of as many digits as the whole group has."""
+    digits = len(str(len(events)))
+    present = {_category(event) for event in events}
+    parts = [
+        f"{emoji} {'9' * digits} sites {what}" for emoji, what in _ORDER if (emoji, what) in present
+    ]
+    label = f" ({'9' * digits} of {'9' * digits})"
+    return min(TITLE_MAX, _u16(" · ".join(parts) + label))
+
+
+def _pack(sizes: list[int], room: int) -> list[list[int]]:
+    """Lines (by size) into messages of embeds, at most ``room`` characters of lines in one
+    message: each message is a list of line counts."""
     messages: list[list[int]] = []
     embeds: list[int] = []
     used = described = count = 0  # the message's lines so far; this embed's; its line count
     for size in sizes:
         fits_embed = count == 0 or described + 1 + size <= DESCRIPTION_MAX
-        fits_message = used + (1 if count else 0) + size <= _LINES_MAX
+        fits_message = used + (1 if count else 0) + size <= room
         if count and fits_embed and fits_message:
             described, used, count = described + 1 + size, used + 1 + size, count + 1
             continue
@@ -155,8 +169,7 @@ def _line(event: Event) -> str:
             f" ({format_duration(event.at - since)}) and could not check {event.checks}"
             f" site{'s' if event.checks != 1 else ''}"
         )
-    emoji = _category(event)[0]
-    return f"{emoji} {_site(event)} — {_what(event)} · <t:{event.at // 1000}:T>"
+    return f"{_category(event)[0]} {_site(event)} — {_what(event)}"
 
 
 def _site(event: Event) -> str:
@@ -177,7 +190,7 @@ def _what(event: Event) -> str:
         case EventKind.DOWN, _:
             return reason
         case EventKind.UP, _:
-            return f"UP after {format_duration(event.at - since)} down"
+            return f"UP after {format_duration(event.at - since)}"
         case EventKind.REMINDER, _:
             return f"still DOWN after {format_duration(event.at - since)}: {reason}"
         case EventKind.CERTIFICATE, _:
