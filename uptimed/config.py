@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     connectivity_check_urls: Annotated[list[SiteUrl], NoDecode] = _env(
         "UPTIMED_CONNECTIVITY_CHECK_URLS", [], max_length=10
     )
+    # The public status page (GET /status, the sites marked public): its title and the text
+    # under it. /metrics needs the API's login unless metrics_public is true.
+    status_page_title: str = _env(
+        "UPTIMED_STATUS_PAGE_TITLE", "Service status", min_length=1, max_length=200
+    )
+    status_page_description: str = _env("UPTIMED_STATUS_PAGE_DESCRIPTION", "", max_length=2000)
+    metrics_public: bool = _env("UPTIMED_METRICS_PUBLIC", False)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -270,6 +270,14 @@ class SiteIn(_In):
         description="Until this time checks and history go on but no message is sent "
         "(planned maintenance); then one message tells the state, if it changed meanwhile.",
     )
+    public: bool = Field(
+        False,
+        description="Shown on the public status page (GET /status, no login) and its badges "
+        "(GET /badge/{site_id}/...): name, state, uptime, response times and incidents.",
+    )
+    show_url: bool = Field(
+        False, description="With public: the status page shows the site's URL too."
+    )
 
     _check_body = field_validator("body")(check_body)  # type: ignore[assignment]
     _check_query = field_validator("json_query")(check_json_query)  # type: ignore[assignment]
@@ -362,8 +370,10 @@ ALERT_FIELDS = frozenset(
         "alerts_muted_until",
     }
 )
-# The fields whose change reschedules a site's checks: all but its name, paused and the above.
-CHECK_FIELDS = frozenset(SiteIn.model_fields) - {"name", "paused"} - ALERT_FIELDS
+# What only decides where a site is shown.
+DISPLAY_FIELDS = frozenset({"name", "public", "show_url"})
+# The fields whose change reschedules a site's checks: all but those, paused and the above.
+CHECK_FIELDS = frozenset(SiteIn.model_fields) - DISPLAY_FIELDS - {"paused"} - ALERT_FIELDS
 
 
 class Site(SiteIn):

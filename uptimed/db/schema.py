@@ -297,6 +297,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (offline_id, site_id)
     ) WITHOUT ROWID;
     """,
+    # 9 -> 10: what the public status page and the badges show (models.SiteIn.public, show_url).
+    """
+    ALTER TABLE sites ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sites ADD COLUMN show_url INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,7 +33,15 @@ WRITABLE = tuple(SiteIn.model_fields)
 JSON_COLUMNS = frozenset(
     {"headers", "accepted_status_codes", "json_expected", "tls_expiry_warn_days"}
 )
-BOOL_COLUMNS = ("keep_alive", "paused", "follow_redirects", "verify_tls", "tls")
+BOOL_COLUMNS = (
+    "keep_alive",
+    "paused",
+    "follow_redirects",
+    "verify_tls",
+    "tls",
+    "public",
+    "show_url",
+)
 SITE_COLUMNS = ", ".join(("id", "created_at", *WRITABLE))
 # The read-only status of a site beside its settings (models.SiteView): the latest history
 # row, found by the (site, time) key, is the last check unless it is the INITIAL row.
