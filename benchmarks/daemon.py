@@ -296,3 +296,74 @@ async def probe_api(
         "history_rows_max": max(history_rows, default=0),
         "history_limit": history_limit,
     }
+
+
+def count_series(body: bytes) -> int:
+    """Samples in a Prometheus text answer: lines neither empty nor comments (``# HELP``,
+    ``# TYPE``). Counted with ``bytes.count`` so a large answer does not stall the harness."""
+    if not body:
+        return 0
+    lines = body.count(b"\n") + (not body.endswith(b"\n"))
+    comments = body.count(b"\n#") + body.startswith(b"#")
+    empty = body.count(b"\n\n") + body.startswith(b"\n")
+    return lines - comments - empty
+
+
+async def scrape_metrics(daemon: Daemon, every: float, until: float) -> dict:
+    """``GET /metrics`` (the benchmark's basic auth) every ``every`` s from now until the wall
+    time ``until``, as Prometheus would: one at a time on its own keep-alive connection, the
+    next at its schedule or when the previous ended. Each scrape's wall time is taken until
+    the whole body is read. A build without the endpoint answers 404: recorded, not raised."""
+    scrapes: list[dict] = []
+    t0 = time.time()
+    async with aiohttp.ClientSession(
+        base_url=daemon.base,
+        auth=AUTH,
+        connector=aiohttp.TCPConnector(limit=1),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as session:
+        i = 0
+        while (due := t0 + i * every) < until:
+            if (delay := due - time.time()) > 0:
+                await asyncio.sleep(delay)
+            i += 1
+            start = time.time()
+            s: dict = {"start": start, "lag_s": round(start - due, 3)}
+            try:
+                async with session.get("/metrics") as resp:
+                    body = await resp.read()
+                    s["status"] = resp.status
+                    s["content_type"] = resp.headers.get("Content-Type", "")
+            except (aiohttp.ClientError, TimeoutError) as e:
+                s.update(status=None, error=repr(e)[:200])
+                body = b""
+            s["end"] = time.time()
+            s["ms"] = 1000 * (s["end"] - start)
+            s["bytes"] = len(body)
+            s["series"] = count_series(body) if s.get("status") == 200 else None
+            scrapes.append(s)
+    ok = [s for s in scrapes if s.get("status") == 200]
+    statuses: dict[str, int] = {}
+    for s in scrapes:
+        if s.get("status") != 200:
+            statuses[str(s.get("status"))] = statuses.get(str(s.get("status")), 0) + 1
+    series = [s["series"] for s in ok]
+    return {
+        "every_s": every,
+        "scrapes": len(scrapes),
+        "ok": len(ok),
+        "not_ok": statuses,
+        "first_error": next((s["error"] for s in scrapes if "error" in s), None),
+        "ms": percentiles([s["ms"] for s in ok], (50, 99)),
+        "series_min": min(series, default=None),
+        "series_max": max(series, default=None),
+        "bytes_max": max((s["bytes"] for s in ok), default=None),
+        "content_type": ok[0]["content_type"] if ok else None,
+        "max_lag_s": max((s["lag_s"] for s in scrapes), default=0.0),
+        # what each scrape took, for the lateness of the checks due meanwhile (ms since epoch)
+        "spans_ms": [(int(s["start"] * 1000), int(s["end"] * 1000)) for s in scrapes],
+        "each": [
+            {k: (round(v, 1) if k == "ms" else v) for k, v in s.items() if k not in ("end",)}
+            for s in scrapes
+        ],
+    }

@@ -14,6 +14,7 @@ writing sites straight into the file for the 100,000-site restart test (the rows
 
 from __future__ import annotations
 
+import bisect
 import math
 import sqlite3
 from collections import Counter
@@ -49,6 +50,7 @@ def window_stats(
     grace: int,
     buckets: int = 10,
     origins: dict[int, int] | None = None,
+    spans: Sequence[tuple[int, int]] = (),
 ) -> dict:
     """Scheduled, done, missed and late checks of sites ``ids`` (inclusive) in ``[w0, w1)`` ms.
 
@@ -56,6 +58,8 @@ def window_stats(
     ``done_all_sites`` counts every check row that started inside the window (for CPU/check).
     ``origins`` (site id -> a point of its grid, ms) limits the analysis to those sites (the
     healthy ones of ``--hung``) and gives their grids (default: every site, from created_at).
+    ``spans`` (start, end) ms, sorted, apart: the lateness of the checks whose grid point lies
+    in one of them is also given alone (``in_spans``: e.g. the checks due during a scrape).
     """
     step = interval_s * 1000
     conn = connect_ro(path)
@@ -83,6 +87,8 @@ def window_stats(
     duplicates = down = done_in_window = 0
     width = max(1, (w1 - w0) // buckets)
     per_bucket: list[list[int]] = [[] for _ in range(buckets)]
+    span_starts = [a for a, _ in spans]
+    in_spans: list[int] = []
     for site_id, checked_at, status, response_ms, reason in rows:
         if (c := created.get(site_id)) is None:
             continue
@@ -99,6 +105,9 @@ def window_stats(
         lateness = checked_at - point
         late.append(lateness)
         per_bucket[min(buckets - 1, (point - w0) // width)].append(lateness)
+        j = bisect.bisect_right(span_starts, point) - 1 if spans else -1
+        if j >= 0 and point < spans[j][1]:
+            in_spans.append(lateness)
         rtt.append(response_ms)
         if status in DOWN:
             down += 1
@@ -120,6 +129,7 @@ def window_stats(
         "lateness_ms": percentiles(late),
         "late_over_500ms": sum(1 for x in late if x > 500),
         "response_time_ms": percentiles(rtt),
+        **({"in_spans": {**percentiles(in_spans), "spans": len(spans)}} if spans else {}),
         "buckets": [
             {"start_s": i * width / 1000, "n": len(b), "p99_ms": percentiles(b)["p99"]}
             for i, b in enumerate(per_bucket)

@@ -23,6 +23,7 @@ GOAL_SPREAD_PCT = 15  # --series: CPU per check max / min - 1 across site counts
 GOAL_BYTES_PER_ROW = 64
 GOAL_API_P99_MS = 50
 GOAL_HEALTHZ_S = 2.0
+GOAL_SCRAPE_MS = 1000  # issue 13: a /metrics scrape at 40,000 sites
 GOAL_BODY_CONTAINS_RATIO = 1.5  # CPU per check with body_contains : plain, same answer
 RSS_BASE, RSS_PER_SITE = 100 * MIB, 2 * 1024
 TCP_KINDS = ("tcp", "tcp-tls")  # as in scenario.KINDS
@@ -117,6 +118,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "info",
         )
     )
+    out += scrape_rows(r)
     out.append(
         (
             "checks DOWN in window (target errors)",
@@ -321,6 +323,53 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "info",
         )
     )
+    return out
+
+
+def scrape_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """``--scrape-metrics``: each scrape's wall time, the series it gave, and the lateness of
+    the checks due during a scrape (up to 1 s after it). Empty without the flag."""
+    m = r.get("metrics_scrape")
+    if not m:
+        return []
+    bad = ", ".join(f"{n} x HTTP {k}" for k, n in m["not_ok"].items())
+    if m["not_ok"].get("404"):
+        bad += " (no /metrics in this build)"
+    if m["first_error"]:
+        bad += f"; {m['first_error']}"
+    p = m["ms"]
+    sites = r["config"]["sites"]
+    out = [
+        (
+            f"GET /metrics scrape time p50 / max ({m['scrapes']} scrapes, every"
+            f" {m['every_s']:g} s, {sites} sites)",
+            ("no data" if p["p50"] is None else f"{p['p50']:.0f} / {p['max']:.0f} ms")
+            + (f"; {bad}" if bad else ""),
+            f"max <= {GOAL_SCRAPE_MS} ms (at 40,000 sites)",
+            _verdict(p["max"] is not None and p["max"] <= GOAL_SCRAPE_MS and not m["not_ok"]),
+        )
+    ]
+    if m["ok"]:
+        lo, hi = m["series_min"], m["series_max"]
+        out.append(
+            (
+                "/metrics series per scrape (lines not starting with #)",
+                (f"{hi}" if lo == hi else f"{lo} - {hi}")
+                + f"; {m['bytes_max'] / 1024:.0f} KiB at most, {m['content_type']}",
+                "",
+                "info",
+            )
+        )
+    near = r.get("window", {}).get("in_spans")
+    if near is not None:
+        out.append(
+            (
+                "lateness p50 / p99 / max of checks due during a scrape (+1 s)",
+                _ms(near) + f"  ({near['n']} checks)",
+                f"p99 <= {GOAL_P99_MS} ms",
+                "info" if near["p99"] is None else _verdict(near["p99"] <= GOAL_P99_MS),
+            )
+        )
     return out
 
 
@@ -700,6 +749,26 @@ MODE_FIGURES = [
     ),
     Figure("GET /healthz p99, ms", _get("api", "healthz_ms", "p99")),
     Figure("API errors", _get("api", "errors")),
+    Figure("GET /metrics scrape time p50, ms", _get("metrics_scrape", "ms", "p50")),
+    Figure(
+        "GET /metrics scrape time max, ms",
+        _get("metrics_scrape", "ms", "max"),
+        goal=f"<= {GOAL_SCRAPE_MS}",
+        judge=_le(GOAL_SCRAPE_MS),
+    ),
+    Figure("/metrics series (max per scrape)", _get("metrics_scrape", "series_max")),
+    Figure(
+        "GET /metrics scrapes not answered 200",
+        lambda r: (m := r.get("metrics_scrape")) and m["scrapes"] - m["ok"],
+        goal="0",
+        judge=_le(0),
+    ),
+    Figure(
+        "lateness p99 of checks due during a scrape, ms",
+        _get("window", "in_spans", "p99"),
+        goal=f"<= {GOAL_P99_MS}",
+        judge=_le(GOAL_P99_MS),
+    ),
     Figure("start, empty DB: spawn -> /healthz, s", _get("startup", "healthz_s"), fmt="{:.2f}"),
     Figure("create sites as fast as possible, /s", _get("create_burst", "sites_per_s"), "min"),
     Figure("new site: creation -> first check p99, ms", _get("first_check_ms", "p99")),

@@ -142,6 +142,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="S",
         help="--series window, s (default max(2 x interval, 30))",
     )
+    p.add_argument(
+        "--scrape-metrics",
+        type=float,
+        default=0,
+        metavar="S",
+        help="GET /metrics (basic auth) every S s through the whole window (e.g. 15): scrape"
+        " time, series, and the lateness of the checks due during a scrape; off by default"
+        " (the scrapes then also fall in the first half, the CPU-per-check half)",
+    )
     p.add_argument("--profile", type=int, default=0, metavar="S", help="py-spy S s in window")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra uptimed env")
     p.add_argument(
@@ -174,6 +183,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--kinds: tcp kinds have no keep-alive; drop --keep-alive or use --both-modes")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
+    if args.scrape_metrics < 0:
+        p.error("--scrape-metrics must be >= 0 (0: off)")
     if args.nofile_soft is None and args.hung:
         args.nofile_soft = 1024
     if args.hung and args.kinds != ["http"]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from benchmarks import bare_client, dbstats, procstat, profile, report
-from benchmarks.daemon import Daemon, api_session, create_sites, probe_api
+from benchmarks.daemon import Daemon, api_session, create_sites, probe_api, scrape_metrics
 from benchmarks.hang import HangServer
 from benchmarks.target import MARKER, Target, free_port, usage
 
@@ -365,6 +365,11 @@ async def run_mode(
             log(f"warm-up {args.interval} s, then the window of {args.duration} s")
             await sleep_until(w0)
             a = snapshot(daemon, target)
+            scrape = (
+                asyncio.create_task(scrape_metrics(daemon, args.scrape_metrics, w1))
+                if getattr(args, "scrape_metrics", 0)
+                else None
+            )
             await sleep_until(wmid)
             s1 = procstat.sample(daemon.pid, time.time())
             log("second half: API probe" + (" and py-spy" if args.profile else ""))
@@ -386,6 +391,8 @@ async def run_mode(
             res["api"] = probe
             b = await end
             rss_end = b.rss
+            if scrape is not None:
+                res["metrics_scrape"] = await scrape
             if hung and hang is not None:
                 nofile = procstat.open_files_limit(daemon.pid)
                 held_at_end = hang.held()
@@ -414,6 +421,7 @@ async def run_mode(
             ms[1],
             args.interval * 1000,
             origins=healthy,
+            spans=scrape_spans(res.get("metrics_scrape")),
         )
         res["window"] = w
         if hung and healthy is not None:
@@ -495,6 +503,22 @@ async def run_mode(
         if daemon.proc is not None and daemon.proc.returncode not in (0, None):
             log(f"uptimed exited {daemon.proc.returncode}; log tail:\n{daemon.log_tail()}")
     return res
+
+
+SCRAPE_AFTER_MS = 1000  # checks due this long after a scrape's end still count as during it
+
+
+def scrape_spans(scrape: dict | None) -> list[tuple[int, int]]:
+    """Each ``--scrape-metrics`` scrape, from its start to 1 s after its end (ms), merged
+    where they touch: the checks due then are the ones a scrape could make late."""
+    out: list[tuple[int, int]] = []
+    for a, b in (scrape or {}).get("spans_ms", []):
+        b += SCRAPE_AFTER_MS
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def with_hung(healthy: list[dict], hung: int, hang: HangServer | None) -> list:
