@@ -267,10 +267,12 @@ async def one_run(
         warm = args.check_interval + 5
         say(f"run {run}: uptimed up in {res['healthz_s']} s (pid {pid}); warm-up {warm} s")
         async with aiohttp.ClientSession() as s:
-            for kind, path in PATHS.items():  # is the endpoint there at all?
+            for kind, path in PATHS.items():  # is it there at all? (the first render, cold)
+                t0 = time.monotonic()
                 async with s.get(base + path) as r:
                     await r.read()
                     res[f"{kind}_first_status"] = r.status
+                res[f"{kind}_first_ms"] = round(1000 * (time.monotonic() - t0), 1)
         if res["html_first_status"] != 200:
             say(f"  GET /status answered HTTP {res['html_first_status']}: not in this build?")
         await asyncio.sleep(warm)
@@ -414,6 +416,13 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "info",
         ),
         ("uptimed spawn -> /healthz on the year's file", f"{r['healthz_s']:.2f} s", "", "info"),
+        (
+            "first GET /status, /status.json after /healthz (cold, before the warm-up)",
+            f"{r['html_first_ms']:.0f} ms (HTTP {r['html_first_status']}),"
+            f" {r['json_first_ms']:.0f} ms (HTTP {r['json_first_status']})",
+            "",
+            "info",
+        ),
     ]
     return out
 
