@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -120,17 +121,55 @@ def copy_db(src: Path, dst: Path) -> None:
 # --- the client ------------------------------------------------------------------------------
 
 
-def identity(kind: str, body: bytes) -> str:
-    """What tells one render from another: a render time in the JSON if there is one, else
-    the bytes (a page with nothing changed since the last render looks like the same one)."""
+def identity(kind: str, body: bytes) -> tuple[str, float | None]:
+    """What tells one render from another, and its time (epoch s) if the answer says: a render
+    time in the JSON if there is one, else the bytes (a page with nothing changed since the
+    last render looks like the same one)."""
     if kind == "json":
         with suppress(ValueError, AttributeError):
             data = json.loads(body)
             if isinstance(data, dict):
                 for key in STAMP_KEYS:
                     if key in data:
-                        return f"{key}={data[key]}"
-    return hashlib.blake2b(body, digest_size=12).hexdigest()
+                        return f"{key}={data[key]}", epoch_s(data[key])
+    return hashlib.blake2b(body, digest_size=12).hexdigest(), None
+
+
+def epoch_s(value: object) -> float | None:
+    """An ISO 8601 time or epoch (s or ms) as epoch seconds; None if neither."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1000 if value > 1e11 else float(value)
+    if isinstance(value, str):
+        with suppress(ValueError):
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    return None
+
+
+def mark_new(samples: dict[str, list[dict]]) -> None:
+    """Mark each 200 answer ``new`` (the first to show a new render: the request that found the
+    cache expired and waited for the build) or not (a hit). Both endpoints are taken together in
+    time order, as one build may serve both (uptimed renders the HTML and the JSON of a build
+    at once): an answer whose render changed since its endpoint's previous request is not new
+    if the other endpoint already showed a change in between (that request made the build)."""
+    merged = sorted(
+        ((s["at_s"], kind, s) for kind, ss in samples.items() for s in ss if "id" in s),
+        key=lambda x: x[0],
+    )
+    last_id: dict[str, str] = {}
+    last_at: dict[str, float] = {}
+    changes: list[tuple[float, str]] = []  # (at_s, kind) of each answer showing a change
+    for at, kind, s in merged:
+        previous = last_id.get(kind)
+        if previous is None:
+            s["new"] = None  # the window's first: when it was made is not known
+        elif s["id"] == previous:
+            s["new"] = False
+        else:
+            since = last_at[kind]
+            s["new"] = not any(since < t <= at and k != kind for t, k in changes[-4:])
+            changes.append((at, kind))
+        last_id[kind], last_at[kind] = s["id"], at
 
 
 def shown(kind: str, body: bytes) -> int | None:
@@ -152,7 +191,7 @@ async def load(base: str, rates: dict[str, float], seconds: float) -> dict[str, 
     scheduled start (a stalled server cannot hide its stall) to the last byte of the body."""
     samples: dict[str, list[dict]] = {kind: [] for kind in rates}
     tasks: set[asyncio.Task[None]] = set()
-    t0 = time.monotonic()
+    t0, wall0 = time.monotonic(), time.time()
 
     async def one(session: aiohttp.ClientSession, kind: str, due: float) -> None:
         s: dict[str, Any] = {"at_s": round(due - t0, 3)}
@@ -169,7 +208,9 @@ async def load(base: str, rates: dict[str, float], seconds: float) -> dict[str, 
         s["ms"] = 1000 * (time.monotonic() - due)
         s["bytes"] = len(body)
         if s["status"] == 200:
-            s["id"] = identity(kind, body)
+            s["id"], made = identity(kind, body)
+            if made is not None:  # how old the render was when asked for (a lower bound)
+                s["age_s"] = round(wall0 + (due - t0) - made, 3)
             if not any("shown" in x for x in samples[kind]):
                 s["shown"] = shown(kind, body)
         samples[kind].append(s)
@@ -194,6 +235,7 @@ async def load(base: str, rates: dict[str, float], seconds: float) -> dict[str, 
             await asyncio.wait(tasks, timeout=35)
     for kind in samples:
         samples[kind].sort(key=lambda s: s["at_s"])
+    mark_new(samples)
     return samples
 
 
@@ -218,28 +260,25 @@ def analyse(kind: str, samples: list[dict], sites: int) -> dict[str, Any]:
     out["bytes"] = statistics.median(s["bytes"] for s in ok)
     out["sites_shown"] = next((s["shown"] for s in ok if "shown" in s), None)
     out["sites"] = sites
-    new, same, spans = [], [], []
-    previous, since, last = None, 0.0, 0.0
+    new = [s["ms"] for s in ok if s.get("new")]
+    same = [s["ms"] for s in ok if s.get("new") is False]
+    seen: dict[str, list[float]] = {}  # each render: when it was first and last seen
     for s in ok:
-        if s["id"] != previous:
-            if previous is not None:
-                new.append(s["ms"])
-                spans.append(last - since)
-            previous, since = s["id"], s["at_s"]
-        else:
-            same.append(s["ms"])
-        last = s["at_s"]
-    spans.append(last - since)  # the last one, cut short by the window's end
-    renders = len({s["id"] for s in ok})
+        seen.setdefault(s["id"], [s["at_s"], s["at_s"]])[1] = s["at_s"]
+    ages = [s["age_s"] for s in ok if "age_s" in s]
     out["cache"] = {
         # the first answer of the window is neither: it is not known when that one was made
         "new_answers": len(new),
         "same_answers": len(same),
-        "distinct_answers": renders,
+        "changed_after_other_endpoint": sum(
+            1 for a, b in itertools.pairwise(ok) if a["id"] != b["id"] and not b.get("new")
+        ),
+        "distinct_answers": len(seen),
         "new_ms": hb.pct(new),
         "same_ms": hb.pct(same),
-        "longest_served_s": round(max(spans), 2) if spans else None,
-        "answers_per_render": round(len(ok) / renders, 1),
+        "longest_served_s": round(max(b - a for a, b in seen.values()), 2),
+        "answers_per_render": round(len(ok) / len(seen), 1),
+        "max_age_s": max(ages) if ages else None,  # from the answer's own render time
     }
     return out
 
@@ -255,12 +294,15 @@ async def one_run(
     port = hb.free_port()
     env = hb.daemon_env(db, args.raw_days)
     env.update(OPTIMISATION="0", **dict(e.split("=", 1) for e in args.env))
-    uptimed = shutil.which("uptimed", path=str(Path(sys.executable).parent)) or "uptimed"
-    daemon = hb.Child(
-        [uptimed, "--port", str(port)], log=workdir / f"uptimed-{run}.log", env=env, cwd=workdir
-    )
+    if args.uptimed_src is not None:  # that source tree instead of the installed package
+        env["PYTHONPATH"] = str(args.uptimed_src.resolve())
+        argv = [sys.executable, "-m", "uptimed", "--port", str(port)]
+    else:
+        uptimed = shutil.which("uptimed", path=str(Path(sys.executable).parent)) or "uptimed"
+        argv = [uptimed, "--port", str(port)]
+    daemon = hb.Child(argv, log=workdir / f"uptimed-{run}.log", env=env, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
-    res: dict[str, Any] = {"run": run, "sites": sites, "daemon_command": f"{uptimed} --port {port}"}
+    res: dict[str, Any] = {"run": run, "sites": sites, "daemon_command": shlex.join(argv)}
     try:
         res["healthz_s"] = round(await hb.wait_http(base + "/healthz", daemon, 120), 2)
         pid = daemon.proc.pid
@@ -364,6 +406,18 @@ def _endpoint_rows(r: dict, kind: str, goal: bool) -> list[tuple[str, str, str, 
             "info",
         ),
         (f"  {path}: latency of the new ones (misses)", _ms(c["new_ms"]), "", "info"),
+        *(
+            [
+                (
+                    f"  {path}: changed, but the other endpoint's request made that build",
+                    f"{n} answers (counted with the hits)",
+                    "",
+                    "info",
+                )
+            ]
+            if (n := c["changed_after_other_endpoint"])
+            else []
+        ),
         (f"  {path}: latency of the others (hits)", _ms(c["same_ms"]), "", "info"),
         (
             f"  {path}: longest one answer was served (first to last seen)",
@@ -376,6 +430,15 @@ def _endpoint_rows(r: dict, kind: str, goal: bool) -> list[tuple[str, str, str, 
             else "over (or a re-render identical to the last)",
         ),
     ]
+    if c["max_age_s"] is not None:
+        rows.append(
+            (
+                f"  {path}: oldest render served (request time - its render time in the answer)",
+                f"{c['max_age_s']:.2f} s",
+                f"<= {CACHE_MAX_S:.0f} s",
+                _pf(c["max_age_s"] <= CACHE_MAX_S + 0.05),
+            )
+        )
     return rows
 
 
@@ -457,6 +520,13 @@ FIGURES = [
         fmt="{:.1f}",
         goal=f"<= {CACHE_MAX_S:.0f}",
     ),
+    Figure(
+        "  /status.json: oldest render served, s",
+        _get("json", "cache", "max_age_s"),
+        fmt="{:.2f}",
+        goal=f"<= {CACHE_MAX_S:.0f}",
+        judge=_le(CACHE_MAX_S + 0.05),
+    ),
     Figure("GET /status.json p99, ms", _get("json", "ms", "p99"), fmt="{:.1f}"),
     Figure("GET /status.json p50, ms", _get("json", "ms", "p50"), fmt="{:.1f}"),
     Figure("GET /status.json answers not 200", lambda r: r["json"]["requests"] - r["json"]["ok"]),
@@ -498,6 +568,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--json-rate", type=float, default=2, help="GET /status.json per second (2)")
     ap.add_argument("--repeat", type=int, help="runs, each on a fresh copy of the file (3)")
     ap.add_argument("--env", action="append", default=[], metavar="K=V", help="extra uptimed env")
+    ap.add_argument(
+        "--uptimed-src",
+        type=Path,
+        metavar="DIR",
+        help="run uptimed from this tree (a directory holding uptimed/), as run.py",
+    )
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--workdir", type=Path, help="where the database goes (default a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the files; every sample in the JSON")
