@@ -266,9 +266,8 @@ def analyse(kind: str, samples: list[dict], sites: int) -> dict[str, Any]:
     for s in ok:
         end = s["at_s"] + s["ms"] / 1000
         ready[s["id"]] = min(ready.get(s["id"], end), end)
-    first_id = ok[0]["id"]
-    for s in ok:
-        s["joined"] = s.get("new") is False and s["id"] != first_id and s["at_s"] < ready[s["id"]]
+    for s in ok:  # (the window's first answer is neither a miss nor joined: not known)
+        s["joined"] = s.get("new") is False and s["at_s"] < ready[s["id"]]
     new = [s["ms"] for s in ok if s.get("new")]
     joined = [s["ms"] for s in ok if s["joined"]]
     same = [s["ms"] for s in ok if s.get("new") is False and not s["joined"]]
