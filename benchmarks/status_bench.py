@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import hashlib
 import itertools
 import json
@@ -209,8 +210,10 @@ async def load(base: str, rates: dict[str, float], seconds: float) -> dict[str, 
         s["bytes"] = len(body)
         if s["status"] == 200:
             s["id"], made = identity(kind, body)
+            s["wall"] = wall0 + (due - t0)
             if made is not None:  # how old the render was when asked for (a lower bound)
-                s["age_s"] = round(wall0 + (due - t0) - made, 3)
+                s["made"] = made
+                s["age_s"] = round(s["wall"] - made, 3)
             if not any("shown" in x for x in samples[kind]):
                 s["shown"] = shown(kind, body)
         samples[kind].append(s)
@@ -235,8 +238,30 @@ async def load(base: str, rates: dict[str, float], seconds: float) -> dict[str, 
             await asyncio.wait(tasks, timeout=35)
     for kind in samples:
         samples[kind].sort(key=lambda s: s["at_s"])
+    by_build(samples)
     mark_new(samples)
     return samples
+
+
+def by_build(samples: dict[str, list[dict]]) -> None:
+    """Answers without a render time of their own (the HTML) get the build of the newest render
+    time another endpoint showed (the JSON's ``generated_at``) that began before their answer
+    arrived: one build serves both, and two builds can give the same HTML bytes (a page whose
+    time shows minutes only, nothing changed meanwhile). Without render times, the bytes stay
+    the identity."""
+    builds = sorted({s["made"] for ss in samples.values() for s in ss if "made" in s})
+    if not builds:
+        return
+    for ss in samples.values():
+        for s in ss:
+            if "id" not in s or "made" in s:
+                continue
+            arrived = s["wall"] + s["ms"] / 1000
+            i = bisect.bisect_right(builds, arrived + 0.002) - 1
+            if i < 0:  # before the first build seen: keep the bytes
+                continue
+            s["body_id"], s["id"], s["by_build"] = s["id"], f"build@{builds[i]:.3f}", True
+            s["age_s"] = round(s["wall"] - builds[i], 3)
 
 
 def analyse(kind: str, samples: list[dict], sites: int) -> dict[str, Any]:
@@ -289,7 +314,10 @@ def analyse(kind: str, samples: list[dict], sites: int) -> dict[str, Any]:
         "same_ms": hb.pct(same),
         "longest_served_s": round(max(b - a for a, b in seen.values()), 2),
         "answers_per_render": round(len(ok) / len(seen), 1),
-        "max_age_s": max(ages) if ages else None,  # from the answer's own render time
+        "max_age_s": max(ages) if ages else None,  # from the render times in the answers
+        "told_by": "render times (the JSON's)"
+        if any("made" in s or s.get("by_build") for s in ok)
+        else "the bytes",
     }
     return out
 
@@ -412,7 +440,8 @@ def _endpoint_rows(r: dict, kind: str, goal: bool) -> list[tuple[str, str, str, 
         (
             f"  {path}: answers: misses (made a build) / joined a build / hits",
             f"{c['new_answers']} / {c['joined_answers']} / {c['same_answers']}"
-            f" ({c['distinct_answers']} distinct, {c['answers_per_render']} requests per answer)",
+            f" ({c['distinct_answers']} builds told by {c['told_by']},"
+            f" {c['answers_per_render']} requests per build)",
             "",
             "info",
         ),
@@ -437,7 +466,7 @@ def _endpoint_rows(r: dict, kind: str, goal: bool) -> list[tuple[str, str, str, 
         ),
         (f"  {path}: latency of the hits (served from the cache)", _ms(c["same_ms"]), "", "info"),
         (
-            f"  {path}: longest one answer was served (first to last seen)",
+            f"  {path}: longest one build was served (first to last seen)",
             "no data" if c["longest_served_s"] is None else f"{c['longest_served_s']:.1f} s",
             f"<= {CACHE_MAX_S:.0f} s",
             "info"
@@ -450,7 +479,7 @@ def _endpoint_rows(r: dict, kind: str, goal: bool) -> list[tuple[str, str, str, 
     if c["max_age_s"] is not None:
         rows.append(
             (
-                f"  {path}: oldest render served (request time - its render time in the answer)",
+                f"  {path}: oldest build served (request time - the build's render time)",
                 f"{c['max_age_s']:.2f} s",
                 f"<= {CACHE_MAX_S:.0f} s",
                 _pf(c["max_age_s"] <= CACHE_MAX_S + 0.05),
@@ -533,13 +562,20 @@ FIGURES = [
     Figure("  hits p99, ms", _get("html", "cache", "same_ms", "p99"), fmt="{:.1f}"),
     Figure("  new answers, count", _get("html", "cache", "new_answers")),
     Figure(
-        "  longest one answer was served, s",
+        "  longest one build was served, s",
         _get("html", "cache", "longest_served_s"),
         fmt="{:.1f}",
         goal=f"<= {CACHE_MAX_S:.0f}",
     ),
     Figure(
-        "  /status.json: oldest render served, s",
+        "  /status: oldest build served, s",
+        _get("html", "cache", "max_age_s"),
+        fmt="{:.2f}",
+        goal=f"<= {CACHE_MAX_S:.0f}",
+        judge=_le(CACHE_MAX_S + 0.05),
+    ),
+    Figure(
+        "  /status.json: oldest build served, s",
         _get("json", "cache", "max_age_s"),
         fmt="{:.2f}",
         goal=f"<= {CACHE_MAX_S:.0f}",
