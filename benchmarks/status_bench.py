@@ -248,20 +248,38 @@ def by_build(samples: dict[str, list[dict]]) -> None:
     time another endpoint showed (the JSON's ``generated_at``) that began before their answer
     arrived: one build serves both, and two builds can give the same HTML bytes (a page whose
     time shows minutes only, nothing changed meanwhile). Without render times, the bytes stay
-    the identity."""
-    builds = sorted({s["made"] for ss in samples.values() for s in ss if "made" in s})
-    if not builds:
+    the identity. A request sent just before a build began (by another request) may still have
+    been served the previous one: if its bytes are the previous build's and it came back sooner
+    than half a build's time (from JSON requests that waited for a whole build), it gets that."""
+    made = sorted({s["made"] for ss in samples.values() for s in ss if "made" in s})
+    if not made:
         return
+    waited = [  # JSON requests sent before their build began: they took a whole build
+        s["wall"] + s["ms"] / 1000 - s["made"]
+        for ss in samples.values()
+        for s in ss
+        if "made" in s and s["wall"] <= s["made"]
+    ]
+    build_s = min(waited) if waited else 0.0
     for ss in samples.values():
-        for s in ss:
+        body_of: dict[int, str] = {}  # build index -> the bytes (identity) seen for it
+        for s in sorted(ss, key=lambda x: x["at_s"]):
             if "id" not in s or "made" in s:
                 continue
             arrived = s["wall"] + s["ms"] / 1000
-            i = bisect.bisect_right(builds, arrived + 0.002) - 1
+            i = bisect.bisect_right(made, arrived) - 1
             if i < 0:  # before the first build seen: keep the bytes
                 continue
-            s["body_id"], s["id"], s["by_build"] = s["id"], f"build@{builds[i]:.3f}", True
-            s["age_s"] = round(s["wall"] - builds[i], 3)
+            if (
+                i > 0
+                and made[i] > s["wall"]
+                and body_of.get(i - 1) == s["id"]
+                and arrived - made[i] < build_s / 2
+            ):
+                i -= 1
+            body_of.setdefault(i, s["id"])
+            s["body_id"], s["id"], s["by_build"] = s["id"], f"build@{made[i]:.3f}", True
+            s["age_s"] = round(s["wall"] - made[i], 3)
 
 
 def analyse(kind: str, samples: list[dict], sites: int) -> dict[str, Any]:
