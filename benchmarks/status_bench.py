@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import suppress
+from contextlib import redirect_stdout, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -671,7 +671,8 @@ async def main_async(args: argparse.Namespace, workdir: Path, out: dict[str, Any
         f"fill: {args.sites} sites, {args.days} days every {args.interval} s"
         f" ({args.raw_days:g} raw days, rollups, incidents), straight into SQLite"
     )
-    out["fill"] = await asyncio.to_thread(hb.fill, pristine, plan, Retention(args.raw_days))
+    with redirect_stdout(sys.stderr):  # its progress lines, away from the tables
+        out["fill"] = hb.fill(pristine, plan, Retention(args.raw_days))
     target_port = hb.free_port()
     sites = make_public(pristine, target_port)
     if args.check_interval != args.interval:
