@@ -672,7 +672,8 @@ async def main_async(args: argparse.Namespace, workdir: Path, out: dict[str, Any
         f" ({args.raw_days:g} raw days, rollups, incidents), straight into SQLite"
     )
     with redirect_stdout(sys.stderr):  # its progress lines, away from the tables
-        out["fill"] = hb.fill(pristine, plan, Retention(args.raw_days))
+        # in a thread: fill runs asyncio.run itself (Store.open makes the schema)
+        out["fill"] = await asyncio.to_thread(hb.fill, pristine, plan, Retention(args.raw_days))
     target_port = hb.free_port()
     sites = make_public(pristine, target_port)
     if args.check_interval != args.interval:
