@@ -60,6 +60,7 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
         ("DELETE", "/webhooks/{id}"),
         ("PATCH", "/webhooks/{id}"),
         ("POST", "/webhooks/{id}/test"),
+        ("GET", "/metrics"),
     }
     assert {(m, p) for m, p, _ in documented_routes(app)} == documented
 
