@@ -1,18 +1,18 @@
-"""Routes: ``/healthz`` is public, the docs pages are public unless ``docs_public`` is off,
-``/metrics`` only when ``metrics_public`` is on; everything else sits behind Basic auth (see
-middleware). Every handler declares its OpenAPI
+"""Routes: ``/healthz`` and the badges of public sites are public, the docs pages are public
+unless ``docs_public`` is off, ``/metrics`` only when ``metrics_public`` is on; everything else
+sits behind Basic auth (see middleware). Every handler declares its OpenAPI
 operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import docs, metrics, reports, sites, webhooks
+from uptimed.api import badges, docs, metrics, reports, sites, webhooks
 from uptimed.api.openapi import operation
 from uptimed.app_keys import CONNECTIVITY, HEALTH
 from uptimed.models import Health
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", *badges.PATTERNS})
 
 
 @operation(
@@ -49,4 +49,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(reports.routes)
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(metrics.routes)
+    app.router.add_routes(badges.routes)
     app.router.add_routes(docs.routes)
