@@ -57,7 +57,7 @@ async def test_site_series_match_the_api(
 ) -> None:
     target.statuses["/down"] = 503
     up = await add_site(client, url=target.url("/up"), name="Shop")
-    down = await add_site(client, url=target.url("/down"), name='Blog "b"')
+    down = await add_site(client, url=target.url("/down"), name='Blog "b" \\ x')
     secure = await add_site(
         client, url=f"https://127.0.0.1:{tls.port}/", name="TLS", verify_tls=False
     )
@@ -80,7 +80,7 @@ async def test_site_series_match_the_api(
             window["checks"] - window["checks_down"],
             window["checks_down"],
         )
-    assert value(samples, "uptimed_site_up", site_id=str(down["id"]), name='Blog "b"') == 0
+    assert value(samples, "uptimed_site_up", site_id=str(down["id"]), name='Blog "b" \\ x') == 0
     tls_days = named(samples, "uptimed_site_tls_days_left")
     assert tls_days == [
         Sample(

@@ -2,8 +2,8 @@
 
 A scrape reads the sites' names and the outbox's pending count from the database, copies the
 monitor's in-memory state in the loop (``Metrics.snapshot``), then renders the text in a
-thread: at 40,000 sites rendering takes a few hundred milliseconds, which on the loop would
-make every check due meanwhile that much late.
+thread: at 40,000 sites rendering takes about a tenth of a second (see ``metrics.py``), which
+on the loop would make every check due meanwhile that much late.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from uptimed.api.openapi import operation
 from uptimed.app_keys import CLOCK, METRICS, MONITOR, STORE
@@ -52,7 +52,7 @@ async def scrape(request: web.Request) -> web.Response:
             now_ms=app[CLOCK].now_ms(),
             pending=pending,
         )
-    body = await asyncio.to_thread(generate_latest, metrics.registry)
+    body = await asyncio.to_thread(metrics.render)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
