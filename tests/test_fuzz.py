@@ -299,9 +299,9 @@ def test_every_documented_link_leads_to_an_answer(fuzzed_api: FuzzedApi) -> None
         response = case.call(base_url=fuzzed_api.base)
         validate(fuzzed_api, case, response)
         assert response.status_code == 200, (case.method, case.path, response.text)
-        answer = response.json()
         source = f"{case.method.upper()} {case.path}"
         links = SPEC["paths"][case.path][case.method.lower()]["responses"]["200"].get("links", {})
+        answer = response.json() if links else None  # a badge is SVG, and links nowhere
         for name, link in links.items():
             if (source, name) in followed:
                 continue  # a cycle of links is walked once

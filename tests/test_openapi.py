@@ -60,6 +60,10 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
         ("DELETE", "/webhooks/{id}"),
         ("PATCH", "/webhooks/{id}"),
         ("POST", "/webhooks/{id}/test"),
+        ("GET", "/metrics"),
+        ("GET", "/badge/{site_id}/status.svg"),
+        ("GET", "/badge/{site_id}/uptime.svg"),
+        ("GET", "/badge/{site_id}/response-time.svg"),
     }
     assert {(m, p) for m, p, _ in documented_routes(app)} == documented
 
@@ -151,6 +155,9 @@ def test_every_operation_says_which_errors_it_can_answer(settings: Settings) -> 
             where = f"{method} {path}"
             if path == "/healthz":
                 assert op["security"] == [] and set(responses) == {"200", "503"}, where
+                continue
+            if path.startswith("/badge/"):  # public: an unknown or private site is 404
+                assert op["security"] == [] and set(responses) == {"200", "400", "404"}, where
                 continue
             assert {"401", "429"} <= set(responses), where
             assert responses["401"]["headers"]["WWW-Authenticate"]["required"], where

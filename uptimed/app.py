@@ -19,6 +19,7 @@ from aiohttp import web
 
 from uptimed import __version__, gc_freeze
 from uptimed.api import public_paths, setup_routes
+from uptimed.api.metrics import count_requests
 from uptimed.api.middleware import (
     AUTH_FAILURE_WINDOW,
     AuthConfig,
@@ -35,6 +36,7 @@ from uptimed.app_keys import (
     FREEZE_GC,
     HEALTH,
     HTTP,
+    METRICS,
     MONITOR,
     NOTIFIER,
     NOTIFY_HTTP,
@@ -55,6 +57,7 @@ from uptimed.db.maintenance import Retention
 from uptimed.descriptors import check_budget, soft_limit
 from uptimed.followups import Followups
 from uptimed.health import Health, watch_database_file
+from uptimed.metrics import Metrics
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
@@ -143,6 +146,7 @@ async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         backoff_max=settings.discord_backoff_max_seconds,
         group_window=settings.alert_group_window_seconds,
         unwritten=app[UNWRITTEN],
+        metrics=app[METRICS],
     )
     app[DISPATCHER].start()
     yield
@@ -199,6 +203,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         health=app[HEALTH],
         unwritten=app[UNWRITTEN],
         connectivity=app.get(CONNECTIVITY),
+        metrics=app[METRICS],
     )
     store, clock, retention = app[STORE], app[CLOCK], app[RETENTION]
 
@@ -224,6 +229,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         followups=followups_job,
         followups_interval=FOLLOWUPS_INTERVAL_SECONDS,
         monotonic=clock.monotonic,
+        metrics=app[METRICS],
     )
     scheduler.start()
     monitor.start()
@@ -279,11 +285,16 @@ def create_app(
         password=password,
         failures=SlidingWindow(settings.auth_failure_limit, AUTH_FAILURE_WINDOW, clock.monotonic),
         requests=SlidingWindow(settings.rate_limit, settings.rate_window, clock.monotonic),
-        public_paths=public_paths(docs_public=settings.docs_public),
+        public_paths=public_paths(
+            docs_public=settings.docs_public, metrics_public=settings.metrics_public
+        ),
     )
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[errors, auth_middleware(auth)], client_max_size=MAX_BODY_BYTES
+        middlewares=[count_requests(metrics), errors, auth_middleware(auth)],
+        client_max_size=MAX_BODY_BYTES,
     )
+    app[METRICS] = metrics
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[FREEZE_GC] = freeze_gc

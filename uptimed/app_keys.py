@@ -12,6 +12,7 @@ from uptimed.db import Store
 from uptimed.db.maintenance import Retention
 from uptimed.followups import Followups
 from uptimed.health import Health
+from uptimed.metrics import Metrics
 from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import Notifier
 from uptimed.notify.outbox import Dispatcher
@@ -23,6 +24,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 FREEZE_GC = web.AppKey("freeze_gc", bool)  # see gc_freeze.py
 HEALTH = web.AppKey("health", Health)  # what /healthz reports
+METRICS = web.AppKey("metrics", Metrics)  # this app's Prometheus registry and counters
 STORE = web.AppKey("store", Store)
 RETENTION = web.AppKey("retention", Retention)
 HTTP = web.AppKey("http", CheckSessions)  # checks: fresh connections, or pooled (keep-alive)

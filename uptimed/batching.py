@@ -16,6 +16,7 @@ from contextlib import suppress
 from uptimed.db import Store
 from uptimed.db.history import HistoryValues, history_values
 from uptimed.health import Health
+from uptimed.metrics import Metrics
 from uptimed.models import CheckResult, SiteState, Status
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,12 @@ class CheckBatcher:
         flush_seconds: float,
         append_unchanged: bool,
         health: Health | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        metrics = metrics or Metrics(process=False)
+        self._rows_written = metrics.history_rows.inc
+        self._rows_updated = metrics.history_updates.inc
         self._health = health or Health()
         self._interval = flush_seconds
         self._append = append_unchanged
@@ -82,6 +87,10 @@ class CheckBatcher:
                 self._failed = (failed + self._failed)[-MAX_PENDING:]
             else:
                 self._health.ok("history")
+                if rows:
+                    self._rows_written(len(rows))
+                if in_place:
+                    self._rows_updated(len(in_place))
 
     async def close(self) -> None:
         if self._task is not None:

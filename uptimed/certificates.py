@@ -39,6 +39,11 @@ class CertificateWatch:
         for site_id, known in (await self._store.certificates()).items():
             self._known.setdefault(site_id, known)
 
+    def expires_at(self, site_id: int) -> int | None:
+        """The expiry (epoch ms) of the certificate the site's checks last saw (/metrics)."""
+        known = self._known.get(site_id)
+        return None if known is None else known[0].expires_at
+
     def forget(self, site_id: int) -> None:
         self._known.pop(site_id, None)
 

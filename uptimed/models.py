@@ -272,6 +272,7 @@ class SiteIn(_In):
     )
     public: bool = Field(
         False,
+        examples=[True],
         description="Shown on the public status page (GET /status, no login) and its badges "
         "(GET /badge/{site_id}/...): name, state, uptime, response times and incidents.",
     )

@@ -26,6 +26,7 @@ from uptimed.connectivity import Connectivity
 from uptimed.db import Store
 from uptimed.fields import is_https
 from uptimed.health import Health
+from uptimed.metrics import Metrics
 from uptimed.models import CheckResult, Site, SiteState, Status, Transition
 from uptimed.notify.unwritten import UnwrittenAlerts
 
@@ -77,7 +78,8 @@ class Monitor:
     transition's messages are committed (it wakes the outbox; it must not block), ``health``
     hears of checks this host could not make and of writes the database refused,
     ``connectivity`` (None: ``connectivity_check_urls`` is empty) sets aside the failed checks
-    of a monitor that is offline itself.
+    of a monitor that is offline itself, ``metrics`` hears of every recorded check (its
+    duration and result) and history row.
     """
 
     def __init__(
@@ -96,8 +98,10 @@ class Monitor:
         health: Health | None = None,
         unwritten: UnwrittenAlerts | None = None,
         connectivity: Connectivity | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics(process=False)
         self._connectivity = connectivity
         self._monotonic = monotonic
         self._health = health or Health()
@@ -106,6 +110,7 @@ class Monitor:
             flush_seconds=flush_seconds,
             append_unchanged=append_unchanged,
             health=self._health,
+            metrics=self._metrics,
         )
         self._sessions = sessions
         self._timeout = timeout
@@ -165,6 +170,7 @@ class Monitor:
         self._handshakes.pop(site_id, None)
         self._mutes.pop(site_id, None)
         self.certificates.forget(site_id)
+        self._metrics.forget(site_id)
 
     def pause(self, site_id: int) -> None:
         """A paused site's check results are dropped (one may still be in flight)."""
@@ -225,6 +231,7 @@ class Monitor:
                     retries=self._retries,
                     clock=self._clock,
                 )
+                elapsed = self._monotonic() - started
         finally:
             self._checking.discard(site.id)
         # The monitor's own outage (every connectivity check fails too): set aside, not
@@ -240,6 +247,7 @@ class Monitor:
         previous = self.states.get(site.id)
         if previous is None or site.id in self._paused:  # deleted or paused meanwhile
             return
+        self._metrics.checked(site.id, result.status is Status.UP, result.response_time_ms, elapsed)
         # (site, time) is a history row's key, and a site's rows must not go back in time, also
         # when the wall clock steps back: such a check is stamped just after the site's last.
         floor = self._stamps.get(site.id, previous.since)
@@ -349,6 +357,8 @@ class Monitor:
             self._unwritten.release(held.key)
             raise
         self._unwritten.settle(held.key)
+        if written:
+            self._metrics.history_rows.inc()
         return written
 
     async def _hold(self, held: _Held) -> None:

@@ -16,13 +16,14 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from uptimed.alerting import counting_failures
 from uptimed.db import Store
 from uptimed.jobstore import HeapJobStore
+from uptimed.metrics import Metrics
 from uptimed.models import CHECK_FIELDS, Site
 from uptimed.monitor import Monitor
 
@@ -157,7 +158,10 @@ logging.getLogger("apscheduler.scheduler").addFilter(_SkipsReportedPerSite())
 
 
 class Scheduler:
-    """Owns the AsyncIOScheduler; start it from inside the running event loop."""
+    """Owns the AsyncIOScheduler; start it from inside the running event loop.
+
+    ``metrics`` hears how late each site's run started (against its due time) and of runs
+    skipped because the site's previous check was still running."""
 
     def __init__(
         self,
@@ -169,8 +173,12 @@ class Scheduler:
         followups: Callable[[], Awaitable[None]] | None = None,
         followups_interval: float = 5,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self._monitor = monitor
+        metrics = metrics or Metrics(process=False)
+        self._late = metrics.lateness.observe
+        self._skip = metrics.skipped.inc
         self._monotonic = monotonic
         self._skips: dict[int, tuple[float, int]] = {}  # site id -> (last report, skips since)
         self._resuming = False
@@ -196,12 +204,20 @@ class Scheduler:
             },
         )
         self._aps.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+        self._aps.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        """A site's run was handed to the loop: its lateness is now minus its due time (the
+        last of them when missed runs were coalesced). Periodic jobs are not checks."""
+        if event.job_id not in self._periodic:
+            self._late(max(0.0, time.time() - event.scheduled_run_times[-1].timestamp()))
 
     def _skipped(self, event: JobSubmissionEvent) -> None:
         """A run came due while the site's previous check was still going (max_instances)."""
         job = self._aps.get_job(event.job_id)
         if job is None or event.job_id in self._periodic:
             return
+        self._skip()
         site: Site = job.args[0]
         now = self._monotonic()
         last, count = self._skips.get(site.id, (-SKIP_REPORT_SECONDS, 0))

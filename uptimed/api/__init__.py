@@ -1,17 +1,18 @@
-"""Routes: ``/healthz`` is public, the docs pages are public unless ``docs_public`` is off,
-everything else sits behind Basic auth (see middleware). Every handler declares its OpenAPI
+"""Routes: ``/healthz`` and the badges of public sites are public, the docs pages are public
+unless ``docs_public`` is off, ``/metrics`` only when ``metrics_public`` is on; everything else
+sits behind Basic auth (see middleware). Every handler declares its OpenAPI
 operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import docs, reports, sites, webhooks
+from uptimed.api import badges, docs, metrics, reports, sites, webhooks
 from uptimed.api.openapi import operation
 from uptimed.app_keys import CONNECTIVITY, HEALTH
 from uptimed.models import Health
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", *badges.PATTERNS})
 
 
 @operation(
@@ -36,9 +37,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"detail": "; ".join(problems), **body}, status=503)
 
 
-def public_paths(*, docs_public: bool) -> frozenset[str]:
-    """The paths served without credentials."""
-    return PUBLIC_PATHS | docs.PATHS if docs_public else PUBLIC_PATHS
+def public_paths(*, docs_public: bool, metrics_public: bool = False) -> frozenset[str]:
+    """The paths (or route patterns, see the auth middleware) served without credentials."""
+    paths = PUBLIC_PATHS | docs.PATHS if docs_public else PUBLIC_PATHS
+    return paths | {metrics.PATH} if metrics_public else paths
 
 
 def setup_routes(app: web.Application) -> None:
@@ -46,4 +48,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(sites.routes)
     app.router.add_routes(reports.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(metrics.routes)
+    app.router.add_routes(badges.routes)
     app.router.add_routes(docs.routes)

@@ -56,7 +56,7 @@ class AuthConfig:
     password: str
     failures: SlidingWindow  # wrong logins per client IP
     requests: SlidingWindow  # requests per user
-    public_paths: frozenset[str]
+    public_paths: frozenset[str]  # paths, or route patterns such as /badge/{site_id}/status.svg
 
 
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -150,7 +150,10 @@ def auth_middleware(
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in auth.public_paths:
+        resource = request.match_info.route.resource
+        if request.path in auth.public_paths or (
+            resource is not None and resource.canonical in auth.public_paths
+        ):
             return await handler(request)
         trusted = request.app[SETTINGS].trusted_proxies
         client = (

@@ -11,6 +11,7 @@ from uptimed.app_keys import CLOCK, SITES, STORE
 from uptimed.models import Detail, SiteId, SiteIn, SitePatch, SiteQuery, SiteView
 
 routes = web.RouteTableDef()
+_BADGE = {"site_id": "$response.body#/id"}
 
 
 @routes.post("/sites")
@@ -25,6 +26,17 @@ routes = web.RouteTableDef()
         ),
         "webhooks": Link(
             "GET /webhooks/{id}", "This site's webhooks", parameters={"id": "$response.body#/id"}
+        ),
+        "status_badge": Link(
+            "GET /badge/{site_id}/status.svg", "A public site's status badge", parameters=_BADGE
+        ),
+        "uptime_badge": Link(
+            "GET /badge/{site_id}/uptime.svg", "A public site's uptime badge", parameters=_BADGE
+        ),
+        "response_time_badge": Link(
+            "GET /badge/{site_id}/response-time.svg",
+            "A public site's response-time badge",
+            parameters=_BADGE,
         ),
     },
 )

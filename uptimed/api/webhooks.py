@@ -46,6 +46,12 @@ routes = web.RouteTableDef()
             "Its site's webhooks",
             parameters={"id": "$response.body#/site_id"},
         ),
+        "set_enabled": Link(
+            "PATCH /webhooks/{id}",
+            "Enable or disable it",
+            parameters={"id": "$response.body#/id"},
+            body={"enabled": "$response.body#/enabled"},
+        ),
     },
 )
 async def create_webhook(request: web.Request) -> web.Response:

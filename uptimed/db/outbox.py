@@ -88,6 +88,11 @@ class OutboxQueries(Connection):
             for row in rows
         ]
 
+    async def pending_count(self) -> int:
+        """Messages neither delivered nor failed, over every webhook (the partial index)."""
+        row = await fetch_one(self._reader, f"SELECT count(*) FROM outbox WHERE {PENDING}")
+        return int(row[0]) if row is not None else 0
+
     async def next_message(self, url: str) -> OutboxMessage | None:
         """The oldest undelivered message for ``url``."""
         found = await self.pending_messages(url, 1)

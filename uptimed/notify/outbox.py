@@ -55,6 +55,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 
 from uptimed.clock import Clock
 from uptimed.db import Store
+from uptimed.metrics import Metrics
 from uptimed.models import OutboxMessage
 from uptimed.notify import Delivery, Notifier, NotifyError
 from uptimed.notify.discord import build_payload
@@ -129,7 +130,8 @@ class Dispatcher:
     Keyword arguments: ``timeout`` per POST, ``give_up_after`` seconds a message may keep failing
     transiently, ``backoff_initial`` / ``backoff_max`` seconds between tries (``backoff_max``
     also caps a global rate limit's pause and the interval of the outbox scan), ``group_window``
-    seconds after a message to a URL during which its next events wait to go together (0: none).
+    seconds after a message to a URL during which its next events wait to go together (0: none),
+    ``metrics`` counts messages sent, failed and attempts retried.
     """
 
     def __init__(
@@ -145,8 +147,10 @@ class Dispatcher:
         backoff_max: float,
         group_window: float = 0.0,
         unwritten: UnwrittenAlerts | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics(process=False)
         self._unwritten = UnwrittenAlerts() if unwritten is None else unwritten
         self._session = session
         self._notifier = notifier
@@ -294,6 +298,7 @@ class Dispatcher:
         except Exception as e:  # permanent, or transient past the give-up time
             error, now = _describe(e), self._clock.now_ms()
             disable = isinstance(e, NotifyError) and _refuses_url(e)
+            self._metrics.discord_failed.inc()
             await self._write(
                 messages,
                 "failed",
@@ -307,6 +312,7 @@ class Dispatcher:
                 "; every webhook with this URL is disabled" if disable else "",
             )
             return True
+        self._metrics.discord_sent.inc()
         await self._write(
             messages,
             "delivered",
@@ -417,6 +423,7 @@ class _Attempts:
         exc = state.outcome.exception() if state.outcome else None
         error = (_describe(exc) if exc else "unknown error") + self._odd
         send, d = self._send, self._d
+        d._metrics.discord_retried.inc()
         try:
             await d._ledger(send).mark_attempt(send.messages, d._clock.now_ms(), error)
         except Exception as e:  # the next attempt notes again; the POST must not wait
