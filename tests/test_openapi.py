@@ -60,6 +60,8 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
         ("DELETE", "/webhooks/{id}"),
         ("PATCH", "/webhooks/{id}"),
         ("POST", "/webhooks/{id}/test"),
+        ("GET", "/status"),
+        ("GET", "/status.json"),
     }
     assert {(m, p) for m, p, _ in documented_routes(app)} == documented
 
@@ -151,6 +153,10 @@ def test_every_operation_says_which_errors_it_can_answer(settings: Settings) -> 
             where = f"{method} {path}"
             if path == "/healthz":
                 assert op["security"] == [] and set(responses) == {"200", "503"}, where
+                continue
+            if path in ("/status", "/status.json"):  # public: no login, off while none is public
+                assert op["security"] == [] and set(responses) == {"200", "404"}, where
+                assert responses["404"]["content"] == detail, where
                 continue
             assert {"401", "429"} <= set(responses), where
             assert responses["401"]["headers"]["WWW-Authenticate"]["required"], where

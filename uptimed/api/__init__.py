@@ -1,17 +1,17 @@
-"""Routes: ``/healthz`` is public, the docs pages are public unless ``docs_public`` is off,
-everything else sits behind Basic auth (see middleware). Every handler declares its OpenAPI
-operation (see ``api/openapi.py``)."""
+"""Routes: ``/healthz`` and the status page (``/status``, ``/status.json``) are public, the
+docs pages are public unless ``docs_public`` is off, everything else sits behind Basic auth
+(see middleware). Every handler declares its OpenAPI operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import docs, reports, sites, webhooks
+from uptimed.api import docs, reports, sites, status, webhooks
 from uptimed.api.openapi import operation
 from uptimed.app_keys import CONNECTIVITY, HEALTH
 from uptimed.models import Health
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz"}) | status.PATHS
 
 
 @operation(
@@ -47,3 +47,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(reports.routes)
     app.router.add_routes(webhooks.routes)
     app.router.add_routes(docs.routes)
+    status.setup(app)

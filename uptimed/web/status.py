@@ -1,0 +1,268 @@
+"""The public status page's data: what ``GET /status`` renders and ``GET /status.json`` returns.
+
+Only sites marked ``public`` appear, and nothing else of theirs: no URL unless ``show_url``, no
+headers, no assertions, no failure bodies; an incident's reason is the short text the API shows.
+
+Figures come from the same code as the API, so the page and ``/sites/{id}/uptime`` agree: the
+24 h / 30 d / 90 d windows are ``reports.uptime`` (raw rows, then hour and day rollups; down time
+from the incidents table). The 90 daily bars are the same sum cut at UTC midnights: each day's
+monitored time (from the first finished check, less paused and offline spans) and the incidents'
+time inside it, so a bar needs no history rows at all. The 24 h response-time chart reads the
+finished hours from ``rollup_hour`` and only the hours after its watermark from raw rows.
+
+Building this for 100 sites takes some thousand small indexed queries, so ``StatusCache`` keeps
+the result (and its rendered HTML) for at most ``CACHE_SECONDS``; one request rebuilds it while
+the others wait for that build instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from uptimed.clock import Clock
+from uptimed.db import Store
+from uptimed.db.maintenance import DAY, HOUR, Retention
+from uptimed.db.reports import first_result, paused, uptime_window, window_ms
+from uptimed.intervals import Paused
+from uptimed.models import SiteView, Status, Timestamp
+
+WINDOWS = ("24h", "30d", "90d")
+DAYS = 90
+INCIDENTS = 10
+CACHE_SECONDS = 10.0
+
+State = Literal["up", "down", "pending", "paused"]
+
+
+class StatusWindow(BaseModel):
+    window: str = Field(examples=["24h"])
+    uptime_percent: float | None = Field(description="null: nothing monitored in the window")
+
+
+class StatusDay(BaseModel):
+    """One UTC day of the 90 bars."""
+
+    date: str = Field(examples=["2026-12-01"], description="the UTC day")
+    uptime_percent: float | None = Field(description="null: not monitored that day")
+    down_seconds: float
+
+
+class StatusPoint(BaseModel):
+    """The average response time of one hour's checks."""
+
+    hour: Timestamp = Field(description="the start of the hour")
+    avg_ms: float
+
+
+class StatusSite(BaseModel):
+    id: int
+    name: str
+    url: str | None = Field(description="only when the site's show_url is true")
+    state: State = Field(description="pending: not checked yet; paused: not being checked")
+    since: Timestamp = Field(description="when the site entered its current status")
+    uptime: list[StatusWindow]
+    days: list[StatusDay] = Field(description=f"the last {DAYS} UTC days, oldest first")
+    response_times: list[StatusPoint] = Field(description="the last 24 hours, oldest first")
+
+
+class StatusIncident(BaseModel):
+    site_id: int
+    site_name: str
+    started_at: Timestamp
+    ended_at: Timestamp | None = Field(description="null: still down")
+    duration_seconds: float
+    reason: str | None
+
+
+class StatusPage(BaseModel):
+    """``GET /status.json``; ``GET /status`` shows the same as HTML."""
+
+    title: str
+    description: str
+    generated_at: Timestamp
+    sites_down: int
+    sites: list[StatusSite]
+    incidents: list[StatusIncident] = Field(
+        description=f"the last {INCIDENTS} incidents of the public sites, newest first"
+    )
+
+
+def _state(site: SiteView) -> State:
+    if site.paused:
+        return "paused"
+    return {Status.UP: "up", Status.DOWN: "down"}.get(site.status, "pending")  # type: ignore[return-value]
+
+
+async def _days(
+    store: Store, site: SiteView, *, now: int, first: int | None, since: int, pauses: Paused
+) -> list[StatusDay]:
+    """Each UTC day's uptime, as ``reports.uptime_window`` counts a window: monitored time from
+    the first finished check to ``now`` less paused spans, down time from incidents."""
+    rows = await store.reader.execute_fetchall(
+        "SELECT started_at, coalesce(ended_at, ?1) FROM incidents"
+        " WHERE site_id = ?2 AND started_at < ?1 AND coalesce(ended_at, ?1) > ?3",
+        (now, site.id, since),
+    )
+    days = []
+    for start in range(since, now, DAY):
+        end = min(start + DAY, now)
+        begin = max(start, first) if first is not None else end
+        down = sum(max(0, min(e, end) - max(s, begin)) for s, e in rows)
+        paused_ms, paused_down, _ = pauses.within(begin, end) if begin < end else (0, 0, 0)
+        monitored, down = end - begin - paused_ms, down - paused_down
+        days.append(
+            StatusDay(
+                date=datetime.fromtimestamp(start / 1000, UTC).date().isoformat(),
+                uptime_percent=round(100 * (monitored - down) / monitored, 4)
+                if monitored > 0
+                else None,
+                down_seconds=down / 1000 if monitored > 0 else 0.0,
+            )
+        )
+    return days
+
+
+async def _response_times(store: Store, site_id: int, *, now: int) -> list[StatusPoint]:
+    """Hourly averages of the last 24 h: rollups up to their watermark, raw rows after it."""
+    since = now // HOUR * HOUR - 23 * HOUR
+    row = await store.reader.execute_fetchall(
+        "SELECT value FROM meta WHERE key = 'rollup_hour'", ()
+    )
+    done = max(since, min(int(row[0][0]), now)) if row else since
+    rows = await store.reader.execute_fetchall(
+        "SELECT bucket, rt_sum, checks FROM rollup_hour"
+        " WHERE site_id = ?1 AND bucket >= ?2 AND bucket < ?3 AND checks > 0"
+        " UNION ALL SELECT checked_at / ?4 * ?4, sum(response_time_ms), count(*) FROM history"
+        " WHERE site_id = ?1 AND checked_at >= ?3 AND status <> 0 AND response_time_ms IS NOT NULL"
+        " GROUP BY 1",
+        (site_id, since, done, HOUR),
+    )
+    sums: dict[int, list[int]] = {}
+    for bucket, rt_sum, checks in rows:
+        acc = sums.setdefault(bucket, [0, 0])
+        acc[0] += rt_sum
+        acc[1] += checks
+    return [StatusPoint(hour=h, avg_ms=round(s / c, 1)) for h, (s, c) in sorted(sums.items()) if c]
+
+
+async def _incidents(store: Store, names: dict[int, str], *, now: int) -> list[StatusIncident]:
+    rows = await store.reader.execute_fetchall(
+        "SELECT i.site_id, i.started_at, i.ended_at, i.reason FROM incidents i"
+        " JOIN sites s ON s.id = i.site_id WHERE s.public = 1 ORDER BY i.id DESC LIMIT ?",
+        (INCIDENTS,),
+    )
+    return [
+        StatusIncident(
+            site_id=site_id,
+            site_name=names.get(site_id, ""),
+            started_at=started,
+            ended_at=ended,
+            duration_seconds=((ended if ended is not None else now) - started) / 1000,
+            reason=reason,
+        )
+        for site_id, started, ended, reason in rows
+    ]
+
+
+async def build(
+    store: Store, *, now: int, retention: Retention, title: str, description: str
+) -> StatusPage | None:
+    """The page as of ``now``, or None when no site is public (the page is off)."""
+    views = await store.list_site_views(now=now, public=True)
+    if not views:
+        return None
+    since = (now // DAY - DAYS + 1) * DAY
+    # As reports.uptime reads them: a day before the longest window (rollups round to the day).
+    pauses_since = min(since, now - max(map(window_ms, WINDOWS)) - DAY)
+    sites = []
+    for view in views:
+        first = await first_result(store, view, now=now, retention=retention)
+        pauses = await paused(store, view.id, since=pauses_since, now=now)
+        windows = [
+            await uptime_window(
+                store, view, w, now=now, retention=retention, first=first, pauses=pauses
+            )
+            for w in WINDOWS
+        ]
+        sites.append(
+            StatusSite(
+                id=view.id,
+                name=view.name,
+                url=view.url if view.show_url else None,
+                state=_state(view),
+                since=view.status_since,
+                uptime=[
+                    StatusWindow(window=w.window, uptime_percent=w.uptime_percent) for w in windows
+                ],
+                days=await _days(store, view, now=now, first=first, since=since, pauses=pauses),
+                response_times=await _response_times(store, view.id, now=now),
+            )
+        )
+    return StatusPage(
+        title=title,
+        description=description,
+        generated_at=now,
+        sites_down=sum(s.state == "down" for s in sites),
+        sites=sites,
+        incidents=await _incidents(store, {v.id: v.name for v in views}, now=now),
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One build: the data, its HTML (also gzipped: compressed once, not per visit), its JSON."""
+
+    page: StatusPage
+    html: bytes
+    html_gzip: bytes
+    json: bytes
+
+
+@dataclass
+class StatusCache:
+    """The last build and when it was made (``clock.monotonic``); see the module docstring."""
+
+    clock: Clock
+    max_age: float = CACHE_SECONDS
+    _built: tuple[float, Rendered | None] | None = None
+    _building: asyncio.Task[Rendered | None] | None = field(default=None, repr=False)
+
+    async def get(
+        self, build: Callable[[], Awaitable[StatusPage | None]], render: Callable[[StatusPage], str]
+    ) -> Rendered | None:
+        """The cached build if younger than ``max_age``, else a new one (shared by the
+        requests that arrive while it is made). None: no site is public."""
+        if self._built is not None and self.clock.monotonic() - self._built[0] < self.max_age:
+            return self._built[1]
+        if self._building is None:
+            self._building = asyncio.create_task(self._rebuild(build, render))
+        task = self._building
+        # shield: a client that hangs up must not cancel the build the others wait for
+        return await asyncio.shield(task)
+
+    async def _rebuild(
+        self, build: Callable[[], Awaitable[StatusPage | None]], render: Callable[[StatusPage], str]
+    ) -> Rendered | None:
+        started = self.clock.monotonic()
+        try:
+            page = await build()
+            rendered = None
+            if page is not None:
+                html = render(page).encode()
+                rendered = Rendered(
+                    page,
+                    html,
+                    gzip.compress(html, compresslevel=6, mtime=0),
+                    page.model_dump_json().encode(),
+                )
+            self._built = (started, rendered)
+            return rendered
+        finally:
+            self._building = None
