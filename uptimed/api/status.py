@@ -4,7 +4,11 @@ Thin handlers: the data is built in ``web/status.py`` and kept by its ``StatusCa
 most 10 s, rendered once per build (HTML and JSON, the HTML also gzipped). With no public site
 the page is off: 404 with the API's ``{"detail": ...}``, for the HTML path too, so both say the
 same and nothing suggests a page exists. The page loads only its own stylesheet and icon from
-``/status/assets/``; its CSP allows this origin only, and no script at all runs in it.
+``/status/assets/``; its CSP allows this origin only, and no inline script or style.
+
+The page reloads itself every 60 s through a small script with a pause button, not a bare meta
+refresh: an unstoppable refresh moves a screen reader back to the top every minute (WCAG 2.2.1,
+axe's ``meta-refresh``, critical). Without JavaScript a ``<noscript>`` meta refresh does it.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from uptimed.web.status import Rendered, StatusCache, StatusPage
 
 ASSETS_PREFIX = "/status/assets/"
 _STATIC = Path(status.__file__).with_name("static")
-ASSETS = {"status.css": _STATIC / "status.css", "icon.svg": _STATIC / "icon.svg"}
+ASSETS = {name: _STATIC / name for name in ("status.css", "refresh.js", "icon.svg")}
 PATHS = frozenset({"/status", "/status.json", *(ASSETS_PREFIX + name for name in ASSETS)})
-# Only this origin, and of it only what the page uses: a stylesheet and an icon. No script.
+# Only this origin, and of it only what the page uses: a stylesheet, a script, an icon.
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
 OFF = "No site is public: the status page is off until a site has public: true."

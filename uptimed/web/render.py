@@ -90,7 +90,10 @@ FILTERS = {
     "when": when,
 }
 WINDOW_LABELS = {"24h": "24 hours", "30d": "30 days", "90d": "90 days"}
+# How often the page reloads itself: its script (pausable), or without JavaScript a meta refresh.
+REFRESH_SECONDS = 60
 GLOBALS = {
+    "refresh_seconds": REFRESH_SECONDS,
     "chart": chart,
     "window_labels": WINDOW_LABELS,
     "state_words": STATE_WORDS,
