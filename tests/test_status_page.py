@@ -192,12 +192,23 @@ async def test_cached_at_most_ten_seconds(
     assert await name() == "Before"
     resp = await client.patch(f"/sites/{site['id']}", json={"name": "After"})
     assert resp.status == 200
-    clock.advance(9.9)
+    clock.advance(6.9)  # no visit asked for a new build before 7 s
     assert await name() == "Before"
-    clock.advance(0.1)
+    clock.advance(3.1)  # 10 s: never served; this visit waits for the new one
     assert await name() == "After"
+
+    # Visited again 7 s after a build: the old one is served while the next is made.
+    resp = await client.patch(f"/sites/{site['id']}", json={"name": "Again"})
+    assert resp.status == 200
+    clock.advance(7)
+    assert await name() == "After"
+
+    async def renamed() -> bool:
+        return await name() == "Again"
+
+    await eventually(renamed)  # the clock stands still: the background build did it
     _, html = await visit(client)
-    assert '<h2 class="site-name">After</h2>' in html
+    assert '<h2 class="site-name">Again</h2>' in html
 
 
 @pytest.mark.parametrize("state", ["down", "up"])

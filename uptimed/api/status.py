@@ -13,6 +13,7 @@ axe's ``meta-refresh``, critical). Without JavaScript a ``<noscript>`` meta refr
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -53,7 +54,14 @@ def setup(app: web.Application) -> None:
     )
     env.globals.update(render.GLOBALS)
     app[STATUS_CACHE] = StatusCache(app[CLOCK])
+    app.cleanup_ctx.append(_cache_ctx)
     app.router.add_routes(routes)
+
+
+async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Last in, so first out: a build in progress stops before the database closes."""
+    yield
+    await app[STATUS_CACHE].close()
 
 
 async def _current(request: web.Request) -> Rendered:

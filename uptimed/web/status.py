@@ -11,15 +11,17 @@ time inside it, so a bar needs no history rows at all. The 24 h response-time ch
 finished hours from ``rollup_hour`` and only the hours after its watermark from raw rows.
 
 Building this for 100 sites takes some thousand small indexed queries, so ``StatusCache`` keeps
-the result (and its rendered HTML) for at most ``CACHE_SECONDS``; one request rebuilds it while
-the others wait for that build instead of starting their own.
+the result (and its rendered HTML) for at most ``CACHE_SECONDS``, and makes the next one before
+then while visitors keep coming (see its docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -32,6 +34,8 @@ from uptimed.db.maintenance import DAY, HOUR, Retention
 from uptimed.db.reports import first_result, paused, uptime_window, window_ms
 from uptimed.intervals import Paused
 from uptimed.models import SiteView, Status, Timestamp
+
+log = logging.getLogger(__name__)
 
 WINDOWS = ("24h", "30d", "90d")
 DAYS = 90
@@ -225,44 +229,74 @@ class Rendered:
     json: bytes
 
 
+Build = Callable[[], Awaitable[StatusPage | None]]
+Render = Callable[[StatusPage], str]
+
+
+def _render(page: StatusPage, render: Render) -> Rendered:
+    html = render(page).encode()
+    return Rendered(
+        page, html, gzip.compress(html, compresslevel=6, mtime=0), page.model_dump_json().encode()
+    )
+
+
 @dataclass
 class StatusCache:
-    """The last build and when it was made (``clock.monotonic``); see the module docstring."""
+    """The last build and when its data was read (``clock.monotonic``); see the module docstring.
+
+    A build older than ``max_age`` is never served. One at least ``refresh_after`` old is served
+    while a new one is made in the background, so under steady traffic no visitor waits for a
+    build; only the first visit after a quiet spell does (and those arriving during it share it).
+    Rendering and compressing run in a thread: some 10,000 bars are milliseconds of CPU that
+    would otherwise hold up the checks and every other request on the loop.
+    """
 
     clock: Clock
     max_age: float = CACHE_SECONDS
+    refresh_after: float = CACHE_SECONDS * 0.7
     _built: tuple[float, Rendered | None] | None = None
     _building: asyncio.Task[Rendered | None] | None = field(default=None, repr=False)
 
-    async def get(
-        self, build: Callable[[], Awaitable[StatusPage | None]], render: Callable[[StatusPage], str]
-    ) -> Rendered | None:
-        """The cached build if younger than ``max_age``, else a new one (shared by the
-        requests that arrive while it is made). None: no site is public."""
-        if self._built is not None and self.clock.monotonic() - self._built[0] < self.max_age:
-            return self._built[1]
-        if self._building is None:
-            self._building = asyncio.create_task(self._rebuild(build, render))
-        task = self._building
+    async def get(self, build: Build, render: Render) -> Rendered | None:
+        """A build younger than ``max_age``. None: no site is public."""
+        if self._built is not None:
+            age = self.clock.monotonic() - self._built[0]
+            if age < self.max_age:
+                if age >= self.refresh_after:
+                    self._start(build, render)
+                return self._built[1]
         # shield: a client that hangs up must not cancel the build the others wait for
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._start(build, render))
 
-    async def _rebuild(
-        self, build: Callable[[], Awaitable[StatusPage | None]], render: Callable[[StatusPage], str]
-    ) -> Rendered | None:
+    def _start(self, build: Build, render: Render) -> asyncio.Task[Rendered | None]:
+        if self._building is None:
+            self._building = asyncio.create_task(self._rebuild(build, render), name="status-page")
+            self._building.add_done_callback(_log_failure)
+        return self._building
+
+    async def _rebuild(self, build: Build, render: Render) -> Rendered | None:
         started = self.clock.monotonic()
         try:
             page = await build()
             rendered = None
             if page is not None:
-                html = render(page).encode()
-                rendered = Rendered(
-                    page,
-                    html,
-                    gzip.compress(html, compresslevel=6, mtime=0),
-                    page.model_dump_json().encode(),
-                )
+                loop = asyncio.get_running_loop()
+                rendered = await loop.run_in_executor(None, _render, page, render)
             self._built = (started, rendered)
             return rendered
         finally:
             self._building = None
+
+    async def close(self) -> None:
+        """Stop a build in progress (at shutdown: the database is about to close)."""
+        if self._building is not None:
+            self._building.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._building
+
+
+def _log_failure(task: asyncio.Task[Rendered | None]) -> None:
+    """A background build that failed is logged here (no visitor awaited it); one that a visitor
+    awaited fails that request too, through the error middleware."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("status page build failed", exc_info=error)
