@@ -99,8 +99,9 @@ async def test_json_follows_its_documented_schema(client: TestClient, target: Ta
 
 
 async def _seed(settings: Settings, target: Target) -> tuple[int, int]:
-    """Two public sites with 100 days of history, one private: a public site down 30 minutes on
-    1 Nov 2025 and 2 hours ago for 5 minutes; the private one down many times."""
+    """Two public sites with 100 days of history, one private: Shop down 30 minutes on 1 Nov
+    2025 and 2 hours ago for 5 minutes, Blog down 2 hours 45 days ago, paused from the second
+    for 23 hours; the private one down many times."""
     store = await Store.open(settings.db_path)
     try:
         start = NOW - 100 * DAY
@@ -120,6 +121,14 @@ async def _seed(settings: Settings, target: Target) -> tuple[int, int]:
         outage = datetime(2025, 11, 1, 12, tzinfo=UTC).timestamp() * 1000
         for sim in sims:
             await sim.check(start + MINUTE, up=True)
+        # Blog: down 2 hours, paused from the second (uptime leaves the paused part out).
+        await blog.check(NOW - 45 * DAY, up=False)
+        await blog.check(NOW - 45 * DAY + 2 * HOUR, up=True)
+        async with store.transaction() as db:
+            await db.execute(
+                "INSERT INTO pauses (site_id, started_at, ended_at) VALUES (?, ?, ?)",
+                (blog.site_id, NOW - 45 * DAY + HOUR, NOW - 44 * DAY),
+            )
         await shop.check(int(outage), up=False, reason="HTTP 503")
         await shop.check(int(outage) + 30 * MINUTE, up=True)
         for k in range(23, 2, -1):  # hourly checks for the response-time chart
@@ -149,8 +158,10 @@ async def test_figures_bars_and_incidents(
         resp = await client.get(f"/sites/{site['id']}/uptime?window=24h,30d,90d")
         expected = [(w["window"], w["uptime_percent"]) for w in (await resp.json())["windows"]]
         assert [(w["window"], w["uptime_percent"]) for w in site["uptime"]] == expected
-    shop = data["sites"][0]
+    shop, blog = data["sites"]
     assert shop["uptime"][0]["uptime_percent"] == round(100 * (1 - 5 / 1440), 4)
+    monitored_90d = (NOW - (NOW - 90 * DAY) // DAY * DAY - 23 * HOUR) / HOUR  # hours, not paused
+    assert blog["uptime"][2]["uptime_percent"] == round(100 * (1 - 1 / monitored_90d), 4)
 
     # 90 UTC days, today last; the outage day and today carry their down time.
     days = shop["days"]
@@ -168,9 +179,10 @@ async def test_figures_bars_and_incidents(
     assert [(i["site_name"], i["reason"]) for i in data["incidents"]] == [
         ("Shop", "timeout after 2s"),
         ("Shop", "HTTP 503"),
+        ("Blog", "HTTP 503"),
     ]
     assert "secret" not in html and "Admin" not in html
-    assert "lasted 5m" in html and "lasted 30m" in html
+    assert "lasted 5m" in html and "lasted 30m" in html and "lasted 2h" in html
     assert "All systems operational" in html
     # The chart: an SVG line with a text alternative.
     assert html.count("<polyline") == 2
@@ -231,3 +243,23 @@ async def test_summary_counts_the_sites_down(
         assert '<span class="state state-down"><span class="icon" aria-hidden="true">' in html
     else:
         assert "All systems operational" in html
+
+
+async def test_lists_the_last_ten_incidents(
+    start_app: AppClient, settings: Settings, target: Target
+) -> None:
+    store = await Store.open(settings.db_path)
+    try:
+        site = await store.insert_site(
+            SiteIn(url=target.url("/x"), name="Flaky", public=True, check_interval_seconds=86400),
+            now=NOW - 20 * DAY,
+        )
+        sim = Sim(store, site.id, NOW - 20 * DAY)
+        for k in range(12, 0, -1):
+            await sim.check(NOW - k * DAY, up=False, reason=f"HTTP 50{k % 10}")
+            await sim.check(NOW - k * DAY + k * MINUTE, up=True)
+    finally:
+        await store.close()
+    client = await start_app(settings, ManualClock(wall=NOW / 1000).clock())
+    data = await (await client.get("/status.json", headers=NO_AUTH)).json()
+    assert [i["duration_seconds"] for i in data["incidents"]] == [k * 60.0 for k in range(1, 11)]

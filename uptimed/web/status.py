@@ -3,11 +3,13 @@
 Only sites marked ``public`` appear, and nothing else of theirs: no URL unless ``show_url``, no
 headers, no assertions, no failure bodies; an incident's reason is the short text the API shows.
 
-Figures come from the same code as the API, so the page and ``/sites/{id}/uptime`` agree: the
-24 h / 30 d / 90 d windows are ``reports.uptime`` (raw rows, then hour and day rollups; down time
-from the incidents table). The 90 daily bars are the same sum cut at UTC midnights: each day's
-monitored time (from the first finished check, less paused and offline spans) and the incidents'
-time inside it, so a bar needs no history rows at all. The 24 h response-time chart reads the
+Uptime is counted as ``/sites/{id}/uptime`` counts it, so the two agree: monitored time from
+the first finished check (``reports.first_result``), less paused and offline spans
+(``reports.paused``), and down time from the incidents table; a window starts where
+``reports.window_start`` says (rounded to the rollups' hour or day beyond the raw rows). The page
+needs only the uptime, not the API's check counts and response-time percentiles, so it reads no
+history rows and no rollups for it: one incidents query per site serves the three windows and
+the 90 daily bars (the same sum cut at UTC midnights). The 24 h response-time chart reads the
 finished hours from ``rollup_hour`` and only the hours after its watermark from raw rows.
 
 Building this for 100 sites takes some thousand small indexed queries, so ``StatusCache`` keeps
@@ -31,7 +33,7 @@ from pydantic import BaseModel, Field
 from uptimed.clock import Clock
 from uptimed.db import Store
 from uptimed.db.maintenance import DAY, HOUR, Retention
-from uptimed.db.reports import first_result, paused, uptime_window, window_ms
+from uptimed.db.reports import first_result, paused, window_start
 from uptimed.intervals import Paused
 from uptimed.models import SiteView, Status, Timestamp
 
@@ -104,30 +106,40 @@ def _state(site: SiteView) -> State:
     return {Status.UP: "up", Status.DOWN: "down"}.get(site.status, "pending")  # type: ignore[return-value]
 
 
-async def _days(
-    store: Store, site: SiteView, *, now: int, first: int | None, since: int, pauses: Paused
+Span = tuple[int, int]
+
+
+def _uptime(
+    start: int, end: int, incidents: list[Span], pauses: Paused
+) -> tuple[float | None, float]:
+    """Uptime % and down seconds of [start, end], as ``reports.uptime_window`` counts them:
+    monitored time less paused spans, down time the incidents' (ongoing: to ``end``) less
+    their paused part. (None, 0) when nothing in it was monitored."""
+    if start >= end:
+        return None, 0.0
+    down = sum(max(0, min(e, end) - max(s, start)) for s, e in incidents)
+    paused_ms, paused_down, _ = pauses.within(start, end)
+    monitored, down = end - start - paused_ms, down - paused_down
+    if monitored <= 0:
+        return None, 0.0
+    return round(100 * (monitored - down) / monitored, 4), down / 1000
+
+
+def _days(
+    *, now: int, first: int | None, since: int, incidents: list[Span], pauses: Paused
 ) -> list[StatusDay]:
-    """Each UTC day's uptime, as ``reports.uptime_window`` counts a window: monitored time from
-    the first finished check to ``now`` less paused spans, down time from incidents."""
-    rows = await store.reader.execute_fetchall(
-        "SELECT started_at, coalesce(ended_at, ?1) FROM incidents"
-        " WHERE site_id = ?2 AND started_at < ?1 AND coalesce(ended_at, ?1) > ?3",
-        (now, site.id, since),
-    )
+    """Each UTC day from ``since``: the day up to ``now``, from the first finished check."""
     days = []
     for start in range(since, now, DAY):
         end = min(start + DAY, now)
-        begin = max(start, first) if first is not None else end
-        down = sum(max(0, min(e, end) - max(s, begin)) for s, e in rows)
-        paused_ms, paused_down, _ = pauses.within(begin, end) if begin < end else (0, 0, 0)
-        monitored, down = end - begin - paused_ms, down - paused_down
+        percent, down = _uptime(
+            max(start, first) if first is not None else end, end, incidents, pauses
+        )
         days.append(
             StatusDay(
                 date=datetime.fromtimestamp(start / 1000, UTC).date().isoformat(),
-                uptime_percent=round(100 * (monitored - down) / monitored, 4)
-                if monitored > 0
-                else None,
-                down_seconds=down / 1000 if monitored > 0 else 0.0,
+                uptime_percent=percent,
+                down_seconds=down,
             )
         )
     return days
@@ -175,6 +187,38 @@ async def _incidents(store: Store, names: dict[int, str], *, now: int) -> list[S
     ]
 
 
+async def _site(
+    store: Store, view: SiteView, *, now: int, retention: Retention, since: int
+) -> StatusSite:
+    """One site's part: some eight indexed queries, none over history but the last hours'."""
+    first = await first_result(store, view, now=now, retention=retention)
+    starts = {
+        w: window_start(w, now=now, first=first, retention=retention) if first is not None else now
+        for w in WINDOWS
+    }
+    earliest = min(since, *starts.values())
+    pauses = await paused(store, view.id, since=earliest, now=now)
+    rows = await store.reader.execute_fetchall(
+        "SELECT started_at, coalesce(ended_at, ?1) FROM incidents"
+        " WHERE site_id = ?2 AND started_at < ?1 AND coalesce(ended_at, ?1) > ?3",
+        (now, view.id, earliest),
+    )
+    incidents = [(s, e) for s, e in rows]
+    return StatusSite(
+        id=view.id,
+        name=view.name,
+        url=view.url if view.show_url else None,
+        state=_state(view),
+        since=view.status_since,
+        uptime=[
+            StatusWindow(window=w, uptime_percent=_uptime(start, now, incidents, pauses)[0])
+            for w, start in starts.items()
+        ],
+        days=_days(now=now, first=first, since=since, incidents=incidents, pauses=pauses),
+        response_times=await _response_times(store, view.id, now=now),
+    )
+
+
 async def build(
     store: Store, *, now: int, retention: Retention, title: str, description: str
 ) -> StatusPage | None:
@@ -182,33 +226,8 @@ async def build(
     views = await store.list_site_views(now=now, public=True)
     if not views:
         return None
-    since = (now // DAY - DAYS + 1) * DAY
-    # As reports.uptime reads them: a day before the longest window (rollups round to the day).
-    pauses_since = min(since, now - max(map(window_ms, WINDOWS)) - DAY)
-    sites = []
-    for view in views:
-        first = await first_result(store, view, now=now, retention=retention)
-        pauses = await paused(store, view.id, since=pauses_since, now=now)
-        windows = [
-            await uptime_window(
-                store, view, w, now=now, retention=retention, first=first, pauses=pauses
-            )
-            for w in WINDOWS
-        ]
-        sites.append(
-            StatusSite(
-                id=view.id,
-                name=view.name,
-                url=view.url if view.show_url else None,
-                state=_state(view),
-                since=view.status_since,
-                uptime=[
-                    StatusWindow(window=w.window, uptime_percent=w.uptime_percent) for w in windows
-                ],
-                days=await _days(store, view, now=now, first=first, since=since, pauses=pauses),
-                response_times=await _response_times(store, view.id, now=now),
-            )
-        )
+    since = (now // DAY - DAYS + 1) * DAY  # the first of the 90 UTC days
+    sites = [await _site(store, view, now=now, retention=retention, since=since) for view in views]
     return StatusPage(
         title=title,
         description=description,
