@@ -145,13 +145,20 @@ def _days(
     return days
 
 
-async def _response_times(store: Store, site_id: int, *, now: int) -> list[StatusPoint]:
-    """Hourly averages of the last 24 h: rollups up to their watermark, raw rows after it."""
-    since = now // HOUR * HOUR - 23 * HOUR
-    row = await store.reader.execute_fetchall(
+async def _rollup_hour_done(store: Store) -> int | None:
+    """How far ``rollup_hour`` reaches (its watermark): after it, only raw rows have the hours."""
+    rows = await store.reader.execute_fetchall(
         "SELECT value FROM meta WHERE key = 'rollup_hour'", ()
     )
-    done = max(since, min(int(row[0][0]), now)) if row else since
+    return int(rows[0][0]) if rows else None
+
+
+async def _response_times(
+    store: Store, site_id: int, *, now: int, done: int | None
+) -> list[StatusPoint]:
+    """Hourly averages of the last 24 h: rollups up to their watermark, raw rows after it."""
+    since = now // HOUR * HOUR - 23 * HOUR
+    done = since if done is None else max(since, min(done, now))
     rows = await store.reader.execute_fetchall(
         "SELECT bucket, rt_sum, checks FROM rollup_hour"
         " WHERE site_id = ?1 AND bucket >= ?2 AND bucket < ?3 AND checks > 0"
@@ -188,7 +195,7 @@ async def _incidents(store: Store, names: dict[int, str], *, now: int) -> list[S
 
 
 async def _site(
-    store: Store, view: SiteView, *, now: int, retention: Retention, since: int
+    store: Store, view: SiteView, *, now: int, retention: Retention, since: int, done: int | None
 ) -> StatusSite:
     """One site's part: some eight indexed queries, none over history but the last hours'."""
     first = await first_result(store, view, now=now, retention=retention)
@@ -215,7 +222,7 @@ async def _site(
             for w, start in starts.items()
         ],
         days=_days(now=now, first=first, since=since, incidents=incidents, pauses=pauses),
-        response_times=await _response_times(store, view.id, now=now),
+        response_times=await _response_times(store, view.id, now=now, done=done),
     )
 
 
@@ -227,7 +234,11 @@ async def build(
     if not views:
         return None
     since = (now // DAY - DAYS + 1) * DAY  # the first of the 90 UTC days
-    sites = [await _site(store, view, now=now, retention=retention, since=since) for view in views]
+    done = await _rollup_hour_done(store)
+    sites = [
+        await _site(store, view, now=now, retention=retention, since=since, done=done)
+        for view in views
+    ]
     return StatusPage(
         title=title,
         description=description,
