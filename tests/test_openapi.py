@@ -64,6 +64,8 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
         ("GET", "/badge/{site_id}/status.svg"),
         ("GET", "/badge/{site_id}/uptime.svg"),
         ("GET", "/badge/{site_id}/response-time.svg"),
+        ("GET", "/status"),
+        ("GET", "/status.json"),
     }
     assert {(m, p) for m, p, _ in documented_routes(app)} == documented
 
@@ -158,6 +160,10 @@ def test_every_operation_says_which_errors_it_can_answer(settings: Settings) -> 
                 continue
             if path.startswith("/badge/"):  # public: an unknown or private site is 404
                 assert op["security"] == [] and set(responses) == {"200", "400", "404"}, where
+                continue
+            if path in ("/status", "/status.json"):  # public: no login, off while none is public
+                assert op["security"] == [] and set(responses) == {"200", "404"}, where
+                assert responses["404"]["content"] == detail, where
                 continue
             assert {"401", "429"} <= set(responses), where
             assert responses["401"]["headers"]["WWW-Authenticate"]["required"], where

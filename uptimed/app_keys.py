@@ -19,6 +19,7 @@ from uptimed.notify.outbox import Dispatcher
 from uptimed.notify.unwritten import UnwrittenAlerts
 from uptimed.scheduler import Scheduler
 from uptimed.sites import Sites
+from uptimed.web.status import StatusCache
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -40,3 +41,5 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 # Reminders and mute ends: run every few seconds by the scheduler.
 FOLLOWUPS = web.AppKey("followups", Followups)
 SITES = web.AppKey("sites", Sites)  # add / change / pause / remove: store, scheduler, monitor
+# The public status page: its last build, kept at most 10 s (web/status.py).
+STATUS_CACHE = web.AppKey("status_cache", StatusCache)

@@ -1,18 +1,18 @@
-"""Routes: ``/healthz`` and the badges of public sites are public, the docs pages are public
-unless ``docs_public`` is off, ``/metrics`` only when ``metrics_public`` is on; everything else
-sits behind Basic auth (see middleware). Every handler declares its OpenAPI
-operation (see ``api/openapi.py``)."""
+"""Routes: ``/healthz``, the status page (``/status``, ``/status.json``) and the badges of
+public sites are public, the docs pages are public unless ``docs_public`` is off, ``/metrics``
+only when ``metrics_public`` is on; everything else sits behind Basic auth (see middleware).
+Every handler declares its OpenAPI operation (see ``api/openapi.py``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import badges, docs, metrics, reports, sites, webhooks
+from uptimed.api import badges, docs, metrics, reports, sites, status, webhooks
 from uptimed.api.openapi import operation
 from uptimed.app_keys import CONNECTIVITY, HEALTH
 from uptimed.models import Health
 
-PUBLIC_PATHS = frozenset({"/healthz", *badges.PATTERNS})
+PUBLIC_PATHS = frozenset({"/healthz", *badges.PATTERNS}) | status.PATHS
 
 
 @operation(
@@ -51,3 +51,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(metrics.routes)
     app.router.add_routes(badges.routes)
     app.router.add_routes(docs.routes)
+    status.setup(app)

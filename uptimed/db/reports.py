@@ -377,7 +377,7 @@ async def uptime_window(
     recent_from = start
     if start < raw_from:  # older than the raw rows: hour and day rollups, edge rounded
         recent_from = _ceil(raw_from, HOUR)
-        hours_from = _ceil(now - int(retention.hour_days * DAY) + HOUR, DAY)
+        hours_from = _hours_from(now, retention)
         if start >= hours_from:
             resolution, edge = "1h", start // HOUR * HOUR
             stats.merge(await _rollup_stats(store, "rollup_hour", site.id, edge, recent_from))
@@ -385,9 +385,7 @@ async def uptime_window(
             resolution, edge = "1d", start // DAY * DAY
             stats.merge(await _rollup_stats(store, "rollup_day", site.id, edge, hours_from))
             stats.merge(await _rollup_stats(store, "rollup_hour", site.id, hours_from, recent_from))
-        # The window's edge is rounded down to its bucket; the first check is not (nothing
-        # before it is monitored), and rounding would count INITIAL time as up.
-        start = max(edge, first)
+        start = window_start(window, now=now, first=first, retention=retention)
     stats.merge(await _recent_stats(store, site.id, recent_from, now))
     exact = resolution == "raw" and stats.checks <= EXACT_P95_MAX_CHECKS
     if exact:
@@ -414,6 +412,23 @@ async def uptime_window(
         ),
         resolution=resolution,
     )
+
+
+def _hours_from(now: int, retention: Retention) -> int:
+    """Where the hour rollups begin to cover every hour (a day edge): before it, days."""
+    return _ceil(now - int(retention.hour_days * DAY) + HOUR, DAY)
+
+
+def window_start(window: str, *, now: int, first: int, retention: Retention) -> int:
+    """Where a window's figures begin (``UptimeWindow.start``): at the first finished check if
+    that is later; beyond the raw rows, rounded down to the hour or day of the rollups it reads.
+    The first check is not rounded (nothing before it is monitored), and rounding it would
+    count INITIAL time as up."""
+    start = max(now - window_ms(window), first)
+    if start >= now - int(retention.raw_days * DAY):
+        return start
+    edge = start // HOUR * HOUR if start >= _hours_from(now, retention) else start // DAY * DAY
+    return max(edge, first)
 
 
 def _unknown(window: str, now: int) -> UptimeWindow:

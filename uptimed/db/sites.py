@@ -213,11 +213,20 @@ class SiteQueries(Connection):
         return out
 
     async def list_site_views(
-        self, *, now: int, status: Status | None = None, paused: bool | None = None
+        self,
+        *,
+        now: int,
+        status: Status | None = None,
+        paused: bool | None = None,
+        public: bool | None = None,
     ) -> list[SiteView]:
-        """Every site with its status, optionally only those with ``status`` / ``paused``."""
+        """Every site with its status, optionally only those with ``status`` / ``paused`` /
+        ``public`` (the status page's)."""
         where: list[str] = []
         args: list[object] = []
+        if public is not None:
+            where.append("s.public = ?")
+            args.append(int(public))
         if status is not None:
             where.append("s.status = ?")
             args.append(status.value)
