@@ -43,9 +43,16 @@ async def add_site(client: TestClient, **body: object) -> dict:
 
 
 async def checked(client: TestClient, site_id: int) -> dict:
+    """The site once checked, and for an https site once its certificate is stored too (that
+    is written just after the check's row)."""
+
     async def done() -> dict | None:
         site = await (await client.get(f"/sites/{site_id}")).json()
-        return site if site["last_checked"] is not None else None
+        if site["last_checked"] is None:
+            return None
+        if site["url"].startswith("https://") and site["tls_certificate"] is None:
+            return None
+        return site
 
     return await eventually(done)
 
