@@ -321,3 +321,19 @@ async def test_a_body_pending_at_the_upgrade_is_sent_unchanged_before_newer_even
     assert got[0].body == old
     assert got[1].body["embeds"][0]["title"] == "🟢 Legacy is UP"
     assert fake.violations() == []
+
+
+def test_the_title_counts_each_kind_in_words_that_fit_the_count() -> None:
+    cert = Event(
+        kind=EventKind.CERTIFICATE,
+        site_name="site 009.",
+        site_url="https://127.0.0.1:40000/",
+        at=T0,
+        days_left=6,
+    )
+    [(body, _)] = render([down(1), down(2), up(1), cert, cert.model_copy(update={"at": T0 + 1})])
+    assert body["embeds"][0]["title"] == "🔴 2 sites DOWN · 🟢 1 UP · 🟠 2 certificate warnings"
+    assert lines(body)[-1] == (
+        "🟠 [site 009.](https://127.0.0.1:40000/) — certificate expires in 6 days"
+    )
+    assert validate_body(body) == []

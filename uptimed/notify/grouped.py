@@ -125,6 +125,8 @@ def _message(
         if n := counts[category]:
             emoji, what = category
             noun = f" site{'s' if n != 1 else ''}" if first else ""
+            if category is _CERT and n != 1:
+                what += "s"
             parts.append(f"{emoji} {n}{noun} {what}")
             first = False
     out: list[dict[str, Any]] = []
