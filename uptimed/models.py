@@ -382,6 +382,14 @@ class Site(SiteIn):
 
     id: int
     created_at: Timestamp
+    source: Literal["api", "config"] = Field(
+        "api",
+        description="config: declared in the config file's [[sites]] (read-only here: change "
+        "the file and reload); api: made through this API",
+    )
+    key: str | None = Field(
+        None, description="a declared site's key in the config file; null for an API site"
+    )
 
     def timeout(self, default: float) -> float:
         return default if self.timeout_seconds is None else self.timeout_seconds
@@ -441,8 +449,10 @@ SitePatch = _patch_model()
 
 
 class WebhookIn(_In):
-    site_id: JsonInt = Field(
-        ge=1, description="The site whose status changes this webhook hears of."
+    site_id: JsonInt | None = Field(
+        ge=1,
+        description="The site whose status changes this webhook hears of; null: every site, "
+        "present and future.",
     )
     discord_webhook_url: HttpUrl = Field(
         examples=["https://discord.com/api/v10/webhooks/123456789012345678/token"],
@@ -467,6 +477,12 @@ class Webhook(WebhookIn):
         "or it was disabled by PATCH; it takes no messages until enabled again",
     )
     disabled_at: Timestamp | None = Field(None, description="when it was disabled")
+    source: Literal["api", "config"] = Field(
+        "api", description="config: declared in the config file (DELETE answers 409)"
+    )
+    key: str | None = Field(
+        None, description="the name of its [webhooks.NAME] table in the config file, if any"
+    )
 
 
 class WebhookPatch(_In):

@@ -75,8 +75,8 @@ class OfflineQueries(Connection):
             assert row is not None
             started_at, sites = row[0], row[1]
             hooks = await db.execute_fetchall(
-                "SELECT w.url, min(w.id), count(DISTINCT w.site_id) FROM webhooks w"
-                " JOIN offline_sites o ON o.site_id = w.site_id"
+                "SELECT w.url, min(w.id), count(DISTINCT o.site_id) FROM webhooks w"
+                " JOIN offline_sites o ON o.site_id = w.site_id OR w.site_id IS NULL"
                 " WHERE o.offline_id = ? AND w.enabled = 1 GROUP BY w.url ORDER BY min(w.id)",
                 (span_id,),
             )

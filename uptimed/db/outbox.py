@@ -16,6 +16,14 @@ from uptimed.db.connection import Connection, fetch_one
 from uptimed.models import Event, OutboxMessage
 
 PENDING = "delivered_at IS NULL AND failed_at IS NULL"
+
+
+def hears_site(param: str) -> str:
+    """SQL for the webhooks that hear of the site given by ``param``: its own, and those
+    without a site (they hear every site)."""
+    return f"(site_id = {param} OR site_id IS NULL)"
+
+
 _IDS = "id IN (SELECT value FROM json_each(:ids))"
 
 
@@ -27,15 +35,16 @@ async def queue_messages(
     sent: Iterable[str] = (),
     sent_at: int = 0,
 ) -> None:
-    """Queue ``event`` (JSON) for each enabled webhook of the site, inside the caller's
-    transaction; those whose URL is in ``sent`` already got it from memory and are written as
-    delivered. A disabled webhook (Discord refused its URL for good) takes nothing."""
+    """Queue ``event`` (JSON) for each enabled webhook that hears the site (its own, and those
+    of every site), once per URL, inside the caller's transaction; those whose URL is in
+    ``sent`` already got it from memory and are written as delivered. A disabled webhook
+    (Discord refused its URL for good) takes nothing."""
     await db.execute(
         "INSERT INTO outbox (site_id, webhook_id, url, event, created_at, delivered_at)"
-        " SELECT site_id, id, url, ?, ?,"
-        "  CASE WHEN url IN (SELECT value FROM json_each(?)) THEN ? END"
-        " FROM webhooks WHERE site_id = ? AND enabled = 1 ORDER BY id",
-        (event, now, json.dumps(sorted(sent)), sent_at, site_id),
+        " SELECT ?4, min(id), url, ?1, ?2,"
+        "  CASE WHEN url IN (SELECT value FROM json_each(?3)) THEN ?5 END"
+        f" FROM webhooks WHERE {hears_site('?4')} AND enabled = 1 GROUP BY url ORDER BY min(id)",
+        (event, now, json.dumps(sorted(sent)), site_id, sent_at),
     )
 
 

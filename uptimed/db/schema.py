@@ -302,6 +302,40 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sites ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sites ADD COLUMN show_url INTEGER NOT NULL DEFAULT 0;
     """,
+    # 10 -> 11: sites and webhooks declared in the config file (source 'config', named by
+    # their key: a [[sites]] key, a [webhooks.NAME] name) beside those made through the API
+    # ('api'); a webhook without a site hears every site, present and future. The webhooks
+    # table is rebuilt for its nullable site_id, with its id sequence (ids only grow, 5 -> 6).
+    """
+    ALTER TABLE sites ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+    ALTER TABLE sites ADD COLUMN key TEXT;
+    CREATE UNIQUE INDEX sites_key ON sites (key) WHERE key IS NOT NULL;
+    CREATE TABLE webhooks_v11 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id INTEGER REFERENCES sites(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_delivery_at INTEGER,
+        last_error TEXT,
+        last_error_at INTEGER,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        disabled_at INTEGER,
+        source TEXT NOT NULL DEFAULT 'api',
+        key TEXT
+    );
+    INSERT INTO webhooks_v11 (id, site_id, url, created_at, last_delivery_at, last_error,
+                              last_error_at, enabled, disabled_at)
+        SELECT id, site_id, url, created_at, last_delivery_at, last_error, last_error_at,
+               enabled, disabled_at
+        FROM webhooks ORDER BY id;
+    DELETE FROM sqlite_sequence WHERE name = 'webhooks_v11';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'webhooks_v11', seq FROM sqlite_sequence WHERE name = 'webhooks';
+    DROP TABLE webhooks;
+    ALTER TABLE webhooks_v11 RENAME TO webhooks;
+    CREATE INDEX webhooks_site ON webhooks (site_id);
+    CREATE INDEX webhooks_url ON webhooks (url);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -42,7 +42,9 @@ BOOL_COLUMNS = (
     "public",
     "show_url",
 )
-SITE_COLUMNS = ", ".join(("id", "created_at", *WRITABLE))
+# Not writable through the API: where the site was declared (models.Site.source, key).
+ORIGIN = ("source", "key")
+SITE_COLUMNS = ", ".join(("id", "created_at", *ORIGIN, *WRITABLE))
 # The read-only status of a site beside its settings (models.SiteView): the latest history
 # row, found by the (site, time) key, is the last check unless it is the INITIAL row.
 VIEW_SELECT = (
@@ -54,8 +56,8 @@ VIEW_SELECT = (
     "  AND h.checked_at = (SELECT max(checked_at) FROM history WHERE site_id = s.id)"
 )
 _INSERT = (
-    f"INSERT INTO sites (created_at, status, status_since, {', '.join(WRITABLE)})"
-    f" VALUES (?1, 'INITIAL', ?1, {', '.join(f'?{i + 2}' for i in range(len(WRITABLE)))})"
+    f"INSERT INTO sites (created_at, status, status_since, source, key, {', '.join(WRITABLE)})"
+    f" VALUES (?1, 'INITIAL', ?1, ?2, ?3, {', '.join(f'?{i + 4}' for i in range(len(WRITABLE)))})"
 )
 _UPDATE = f"UPDATE sites SET {', '.join(f'{c} = ?' for c in WRITABLE)} WHERE id = ?"
 # Every Site the store builds has all its fields set, so all share one fields-set: pydantic
@@ -75,7 +77,7 @@ _START_PAUSE = "INSERT INTO pauses (site_id, started_at) VALUES (?, ?)"
 
 
 def _settings(row: sqlite3.Row) -> dict[str, Any]:
-    data = {name: row[name] for name in ("id", "created_at", *WRITABLE)}
+    data = {name: row[name] for name in ("id", "created_at", *ORIGIN, *WRITABLE)}
     for name in BOOL_COLUMNS:
         if data[name] is not None:
             data[name] = bool(data[name])
@@ -95,9 +97,12 @@ def site_from_row(row: sqlite3.Row) -> Site:
     return _lean_site(_settings(row))
 
 
-def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
-    """The Site just written, sharing the constants a site read back would."""
+def _site(data: SiteIn, site_id: int, created_at: int, key: str | None = None) -> Site:
+    """The Site just written, sharing the constants a site read back would; ``key``: a site
+    declared in the config file."""
     fields = dict(data)
+    fields["source"] = "api" if key is None else "config"
+    fields["key"] = key
     fields["headers"] = data.headers or _NO_HEADERS
     fields["method"] = _METHODS.get(data.method, data.method)
     return _lean_site({**fields, "id": site_id, "created_at": created_at})
@@ -149,19 +154,28 @@ def _values(data: SiteIn) -> list[Any]:
     return values
 
 
+async def write_site(
+    db: aiosqlite.Connection, data: SiteIn, now: int, key: str | None = None
+) -> Site:
+    """Insert a site (declared in the config file when ``key`` is given) and its ``INITIAL``
+    history row inside the caller's transaction; a site created paused starts its first pause
+    at once."""
+    source = "api" if key is None else "config"
+    cur = await db.execute(_INSERT, (now, source, key, *_values(data)))
+    site_id = cur.lastrowid
+    assert site_id is not None
+    await db.execute(INSERT_HISTORY, (site_id, STATUS_CODES[Status.INITIAL], None, now, None, now))
+    if data.paused:
+        await db.execute(_START_PAUSE, (site_id, now))
+    return _site(data, site_id, now, key)
+
+
 class SiteQueries(Connection):
     async def insert_site(self, data: SiteIn, now: int) -> Site:
         """Write the site and its ``INITIAL`` history row in one transaction; a site created
         paused starts its first pause at once."""
         async with self.transaction() as db:
-            cur = await db.execute(_INSERT, (now, *_values(data)))
-            site_id = cur.lastrowid
-            await db.execute(
-                INSERT_HISTORY, (site_id, STATUS_CODES[Status.INITIAL], None, now, None, now)
-            )
-            if data.paused:
-                await db.execute(_START_PAUSE, (site_id, now))
-        return _site(data, site_id, now)
+            return await write_site(db, data, now)
 
     async def update_site(
         self,
@@ -195,7 +209,7 @@ class SiteQueries(Connection):
                 )
                 if resumed_message is not None:
                     await queue_messages(db, site_id, resumed_message, now)
-        return before, _site(data, site_id, before.created_at)
+        return before, _site(data, site_id, before.created_at, before.key)
 
     async def list_sites(self) -> list[Site]:
         return await self._every(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY id", (), site_from_row)

@@ -14,13 +14,13 @@ from uptimed.db.connection import (
     history_row,
     valid_id,
 )
-from uptimed.db.outbox import PENDING, note_webhooks
+from uptimed.db.outbox import PENDING, hears_site, note_webhooks
 from uptimed.db.sites import SELECT_SITE, SiteQueries, site_from_row
 from uptimed.models import HistoryRow, Site, Status, Webhook, WebhookIn
 
 WEBHOOK_SELECT = (
     "SELECT w.id, w.site_id, w.url, w.created_at, w.last_delivery_at, w.last_error,"
-    " w.last_error_at, w.enabled, w.disabled_at,"
+    " w.last_error_at, w.enabled, w.disabled_at, w.source, w.key,"
     " (SELECT count(*) FROM outbox o WHERE o.webhook_id = w.id"
     "  AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending"
     " FROM webhooks w"
@@ -39,6 +39,25 @@ def webhook_from_row(row: sqlite3.Row) -> Webhook:
         pending=row["pending"],
         enabled=bool(row["enabled"]),
         disabled_at=row["disabled_at"],
+        source=row["source"],
+        key=row["key"],
+    )
+
+
+def _new_webhook(data: WebhookIn, webhook_id: int | None, now: int, *, pending: int) -> Webhook:
+    assert webhook_id is not None
+    return Webhook.model_construct(
+        **data.model_dump(),
+        id=webhook_id,
+        created_at=now,
+        last_delivery_at=None,
+        last_error=None,
+        last_error_at=None,
+        pending=pending,
+        enabled=True,
+        disabled_at=None,
+        source="api",
+        key=None,
     )
 
 
@@ -50,12 +69,19 @@ class WebhookQueries(SiteQueries):
         greeting: Callable[[Site, HistoryRow], str | None] | None = None,
     ) -> Webhook:
         """Store a webhook; if its site has already left INITIAL, queue ``greeting(site, latest)``
-        (an event as JSON).
+        (an event as JSON). A webhook without a site hears every site and is greeted by none.
 
         Without the greeting a webhook added after the first check (the usual order: create
         the site, then its webhook) would never hear "Monitoring started". Reading the status
         inside the write transaction means a concurrent first check sends it exactly once.
         """
+        if data.site_id is None:
+            async with self.transaction() as db:
+                cur = await db.execute(
+                    "INSERT INTO webhooks (site_id, url, created_at) VALUES (NULL, ?, ?)",
+                    (data.discord_webhook_url, now),
+                )
+            return _new_webhook(data, cur.lastrowid, now, pending=0)
         if not valid_id(data.site_id):
             raise NotFound("Site not found")
         async with self.transaction() as db:
@@ -92,17 +118,7 @@ class WebhookQueries(SiteQueries):
                         (site.id, webhook_id, data.discord_webhook_url, payload, now),
                     )
                     pending = 1
-        return Webhook.model_construct(
-            **data.model_dump(),
-            id=webhook_id,
-            created_at=now,
-            last_delivery_at=None,
-            last_error=None,
-            last_error_at=None,
-            pending=pending,
-            enabled=True,
-            disabled_at=None,
-        )
+        return _new_webhook(data, webhook_id, now, pending=pending)
 
     @staticmethod
     async def _open_reason(db: aiosqlite.Connection, site_id: int) -> str | None:
@@ -112,11 +128,13 @@ class WebhookQueries(SiteQueries):
         return None if row is None else row[0]
 
     async def list_webhooks(self, site_id: int | None = None) -> list[Webhook]:
+        """Every webhook, or those that hear one site (its own and every site's)."""
         if site_id is None:
             sql, args = f"{WEBHOOK_SELECT} ORDER BY w.id", ()
         else:
             await self.get_site(site_id)
-            sql, args = f"{WEBHOOK_SELECT} WHERE w.site_id = ? ORDER BY w.id", (site_id,)
+            sql = f"{WEBHOOK_SELECT} WHERE w.site_id = ? OR w.site_id IS NULL ORDER BY w.id"
+            args = (site_id,)
         async with self._reader.execute(sql, args) as cur:
             return [webhook_from_row(row) for row in await cur.fetchall()]
 
@@ -160,8 +178,11 @@ class WebhookQueries(SiteQueries):
             await note_webhooks(db, url, now, error)
 
     async def webhook_targets(self, site_id: int) -> list[tuple[int, str]]:
-        """(id, URL) of each webhook of a site, read while writes may be failing."""
+        """(id, URL) of each enabled webhook that hears a site, once per URL, read while
+        writes may be failing."""
         rows = await self._reader.execute_fetchall(
-            "SELECT id, url FROM webhooks WHERE site_id = ? AND enabled ORDER BY id", (site_id,)
+            f"SELECT min(id), url FROM webhooks WHERE {hears_site('?')} AND enabled"
+            " GROUP BY url ORDER BY min(id)",
+            (site_id,),
         )
         return [(row[0], row[1]) for row in rows]
