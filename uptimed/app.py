@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +31,7 @@ from uptimed.api.middleware import (
 from uptimed.api.ratelimit import SlidingWindow
 from uptimed.app_keys import (
     CLOCK,
+    CONFIG_PATH,
     CONNECTIVITY,
     DISPATCHER,
     FOLLOWUPS,
@@ -269,12 +271,14 @@ def create_app(
     freeze_gc: bool = False,
     on_open: Callable[[web.Application], Awaitable[None]] | None = None,
     connectivity_interval: float = MIN_INTERVAL_SECONDS,
+    config_path: Path | None = None,
 ) -> web.Application:
     """The whole daemon as an aiohttp app. ``freeze_gc`` is a policy for the process (see
     gc_freeze.py): ``__main__`` turns it on; tests, which run many apps in one process, do not.
     ``on_open`` runs once the database is open and before anything else starts (the start
     line: later, its queries would wait behind the loading of every site).
     ``connectivity_interval``: seconds between connectivity probes (tests make it short).
+    ``config_path``: the TOML file whose [[sites]] and [webhooks.NAME] the database follows.
     """
     clock = clock or Clock()
     if settings.redis_url:
@@ -296,6 +300,8 @@ def create_app(
     )
     app[METRICS] = metrics
     app[SETTINGS] = settings
+    if config_path is not None:
+        app[CONFIG_PATH] = config_path
     app[CLOCK] = clock
     app[FREEZE_GC] = freeze_gc
     app[HEALTH] = Health(clock.monotonic)

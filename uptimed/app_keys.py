@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 from aiohttp import web
 
@@ -22,6 +24,9 @@ from uptimed.sites import Sites
 from uptimed.web.status import StatusCache
 
 SETTINGS = web.AppKey("settings", Settings)
+# The TOML config file the daemon was started with (absent: none): its sites and webhooks are
+# reloaded from it (SIGHUP, POST /config/reload), and a 409 names it.
+CONFIG_PATH = web.AppKey("config_path", Path)
 CLOCK = web.AppKey("clock", Clock)
 FREEZE_GC = web.AppKey("freeze_gc", bool)  # see gc_freeze.py
 HEALTH = web.AppKey("health", Health)  # what /healthz reports

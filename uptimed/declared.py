@@ -18,6 +18,19 @@ class DeclarationError(Exception):
     """The file's sites or webhooks are not valid; the message is one line for the user."""
 
 
+class ReadOnly(Exception):
+    """A change through the API to a site or webhook that the config file declares: the file
+    is its truth, so the API answers 409 and names where to change it."""
+
+    def __init__(self, what: str, key: str | None, path: Path | None) -> None:
+        where = f"the config file {path}" if path is not None else "the config file"
+        name = f" {key!r}" if key else ""
+        super().__init__(
+            f"{what}{name} is declared in {where}: change it there, then reload"
+            " (SIGHUP or POST /config/reload)"
+        )
+
+
 @dataclass(frozen=True)
 class DeclaredWebhook:
     """A webhook URL, and the ``[webhooks.NAME]`` table it was written in (None: written as a

@@ -23,6 +23,7 @@ from uptimed.api.ratelimit import SlidingWindow
 from uptimed.api.validation import BadRequest
 from uptimed.app_keys import HEALTH, SETTINGS
 from uptimed.db import NotFound
+from uptimed.declared import ReadOnly
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(e.status, e.detail, e.headers)
     except (BadRequest, NotFound) as e:
         return error_response(400, str(e))
+    except ReadOnly as e:
+        return error_response(409, str(e))
     except web.HTTPException as e:
         if e.status < 400:
             raise
