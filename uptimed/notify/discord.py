@@ -139,6 +139,19 @@ def _offline_payload(event: Event) -> dict[str, Any]:
     return {"username": USERNAME, "embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
+def every_site_trial_payload(at: int) -> dict[str, Any]:
+    """The test message of a webhook that hears every site: there is no one site to name."""
+    embed = {
+        "title": "🔔 Test message for every site",
+        "description": "uptimed can post to this webhook. It hears every site, present and"
+        " future: each one's status changes come here.",
+        "color": GREY,
+        "timestamp": iso_ms(at),
+        "footer": {"text": FOOTER},
+    }
+    return {"username": USERNAME, "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
 def format_duration(ms: int) -> str:
     """The largest non-zero unit and the one below it, if non-zero: "4m 12s", "2h", "0s"."""
     rest, parts = max(0, ms) // 1000, []
