@@ -37,7 +37,7 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 from yarl import URL
 
@@ -57,7 +57,7 @@ class FuzzedApi:
 
     base: str = ""
     target: str = ""
-    bodies: dict[tuple[str, str], type[BaseModel]] = field(default_factory=dict)
+    bodies: dict[tuple[str, str], Any] = field(default_factory=dict)  # the body's type
     hits: list[str] = field(default_factory=list)
     succeeded: set[tuple[str, str]] = field(default_factory=set)  # operations answered 200
 
@@ -148,20 +148,32 @@ workflows = _schema("positive")  # chains of valid calls go deep: invalid input 
 
 
 def keep_on_loopback(case: schemathesis.Case, api: FuzzedApi) -> None:
-    """Point every URL of a body the API would accept at the loopback target (module doc)."""
-    model = api.bodies.get((case.method.upper(), case.path))
-    if model is None or not isinstance(case.body, dict):
+    """Point every URL of a body the API would accept at the loopback target (module doc),
+    those of a bulk body's sites and webhook lists too."""
+    body_type = api.bodies.get((case.method.upper(), case.path))
+    if body_type is None or not isinstance(case.body, (dict, list)):
         return
+    adapter = TypeAdapter(body_type)
     try:
-        accepted = model.model_validate(case.body)
+        adapter.validate_python(case.body)
     except ValidationError:
         return
-    for name, value in accepted.model_dump().items():
-        if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
-            case.body[name] = api.target
-        elif isinstance(value, str) and value.lower().startswith("tcp://"):
-            case.body[name] = f"tcp://{LOOPBACK}:{URL(api.target).port}"
-    model.model_validate(case.body)  # still accepted: the case keeps testing the happy path
+    case.body = _on_loopback(case.body, api.target)
+    adapter.validate_python(case.body)  # still accepted: the case keeps testing the happy path
+
+
+def _on_loopback(value: Any, target: str) -> Any:
+    """``value`` with each http(s):// and tcp:// string, at any depth but inside headers,
+    pointed at the loopback target."""
+    if isinstance(value, list):
+        return [_on_loopback(item, target) for item in value]
+    if isinstance(value, dict):
+        return {k: v if k == "headers" else _on_loopback(v, target) for k, v in value.items()}
+    if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+        return target
+    if isinstance(value, str) and value.lower().startswith("tcp://"):
+        return f"tcp://{LOOPBACK}:{URL(target).port}"
+    return value
 
 
 def stored_urls_are_loopback(body: Any) -> None:

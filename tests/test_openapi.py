@@ -45,6 +45,7 @@ def test_every_route_is_documented_or_declared_hidden(settings: Settings) -> Non
     assert documented == {
         ("GET", "/healthz"),
         ("POST", "/sites"),
+        ("POST", "/sites/bulk"),
         ("GET", "/sites"),
         ("GET", "/sites/{id}"),
         ("DELETE", "/sites/{id}"),

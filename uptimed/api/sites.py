@@ -2,16 +2,90 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from uptimed.api.openapi import Link, operation
 from uptimed.api.validation import BadRequest, first_error, parse_body, parse_query, path_id
 from uptimed.app_keys import CLOCK, SITES, STORE
+from uptimed.fields import HttpUrl
 from uptimed.models import Detail, SiteId, SiteIn, SitePatch, SiteQuery, SiteView
 
 routes = web.RouteTableDef()
 _BADGE = {"site_id": "$response.body#/id"}
+
+MAX_BULK_SITES = 1000
+MAX_BULK_BYTES = 16 * 1024 * 1024  # 1,000 sites with headers and bodies outgrow the usual 1 MiB
+MAX_SITE_WEBHOOKS = 50
+MAX_EVERY_SITE_WEBHOOKS = 100
+_DISCORD = "https://discord.com/api/v10/webhooks/123456789012345678/token"
+
+
+class BulkSite(SiteIn):
+    """A site of ``POST /sites/bulk``: what ``POST /sites`` takes, and its own webhooks."""
+
+    webhooks: list[HttpUrl] = Field(
+        default_factory=list,
+        max_length=MAX_SITE_WEBHOOKS,
+        examples=[[_DISCORD]],
+        description="Discord webhook URLs made with the site, each hearing only it.",
+    )
+
+
+class BulkSites(BaseModel):
+    """The object form of ``POST /sites/bulk``: sites, and webhooks that hear every site."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    sites: list[BulkSite] = Field(max_length=MAX_BULK_SITES)
+    webhooks: list[HttpUrl] = Field(
+        default_factory=list,
+        max_length=MAX_EVERY_SITE_WEBHOOKS,
+        examples=[[_DISCORD]],
+        description="Discord webhook URLs that hear every site, present and future; a URL "
+        "that a webhook of every site has already is not added again.",
+    )
+
+
+BulkList = Annotated[list[BulkSite], Field(min_length=1, max_length=MAX_BULK_SITES)]
+_LIST = TypeAdapter(BulkList)
+_OBJECT = TypeAdapter(BulkSites)
+
+
+def _bulk_error(exc: ValidationError, *, listed: bool) -> str:
+    """The first problem, named by the site's index: ``Field 'sites[3].name' is required.``"""
+    err = exc.errors(include_url=False)[0]
+    kind, loc, msg = err["type"], err["loc"], err["msg"]
+    if kind == "json_invalid":
+        return "Request body is not valid JSON."
+    if listed:
+        loc = ("sites", *loc)
+    if loc in ((), ("sites",)) and kind != "missing":
+        if kind in ("too_long", "too_short"):
+            return f"Request body must hold 1 to {MAX_BULK_SITES} sites."
+        return "Request body must be a JSON list of sites, or an object with sites."
+    field = ""
+    for part in loc:
+        field += f"[{part}]" if isinstance(part, int) else f"{'.' if field else ''}{part}"
+    if kind == "missing":
+        return f"Field '{field}' is required."
+    return f"Field '{field}': {msg[0].lower()}{msg[1:]}."
+
+
+async def _parse_bulk(request: web.Request) -> BulkSites:
+    body = await request.clone(client_max_size=MAX_BULK_BYTES).read()
+    listed = body.lstrip()[:1] == b"["
+    try:
+        if listed:
+            return BulkSites.model_construct(sites=_LIST.validate_json(body), webhooks=[])
+        bulk = _OBJECT.validate_json(body)
+    except ValidationError as e:
+        raise BadRequest(_bulk_error(e, listed=listed)) from None
+    if not bulk.sites and not bulk.webhooks:
+        raise BadRequest("Request body holds no sites and no webhooks.")
+    return bulk
 
 
 @routes.post("/sites")
@@ -45,6 +119,27 @@ async def create_site(request: web.Request) -> web.Response:
     (unless the site is created paused)."""
     data = await parse_body(request, SiteIn)
     return _answer(await request.app[SITES].add(data))
+
+
+@routes.post("/sites/bulk")
+@operation(
+    "Add many sites at once",
+    tags=["sites"],
+    body=BulkList | BulkSites,
+    response=list[SiteView],
+    errors={413: f"Request body over {MAX_BULK_BYTES // (1024 * 1024)} MiB."},
+)
+async def create_sites(request: web.Request) -> web.Response:
+    """Up to 1,000 sites in one transaction: all are added, or, if any is invalid, none (the
+    400 names the first problem by its index: `Field 'sites[3].name' is required.`). The body
+    is a list of sites, each as POST /sites takes it plus its own `webhooks`, or an object
+    `{"sites": [...], "webhooks": [...]}` whose `webhooks` hear every site (what `uptimed
+    import` sends). The answer lists the sites made, in the order sent; each is checked as
+    a site made by POST /sites is."""
+    bulk = await _parse_bulk(request)
+    sites = [(site, site.webhooks) for site in bulk.sites]
+    views = await request.app[SITES].add_many(sites, bulk.webhooks)
+    return web.json_response([_dump(view) for view in views])
 
 
 @routes.get("/sites")
@@ -93,3 +188,7 @@ async def delete_site(request: web.Request) -> web.Response:
 
 def _answer(site: SiteView) -> web.Response:
     return web.json_response(site.model_dump(mode="json"))
+
+
+def _dump(site: SiteView) -> dict[str, Any]:
+    return site.model_dump(mode="json")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import aiosqlite
 
@@ -15,8 +15,8 @@ from uptimed.db.connection import (
     valid_id,
 )
 from uptimed.db.outbox import PENDING, hears_site, note_webhooks
-from uptimed.db.sites import SELECT_SITE, SiteQueries, site_from_row
-from uptimed.models import HistoryRow, Site, Status, Webhook, WebhookIn
+from uptimed.db.sites import SELECT_SITE, SiteQueries, site_from_row, write_site
+from uptimed.models import HistoryRow, Site, SiteIn, Status, Webhook, WebhookIn
 
 WEBHOOK_SELECT = (
     "SELECT w.id, w.site_id, w.url, w.created_at, w.last_delivery_at, w.last_error,"
@@ -119,6 +119,36 @@ class WebhookQueries(SiteQueries):
                     )
                     pending = 1
         return _new_webhook(data, webhook_id, now, pending=pending)
+
+    async def insert_sites(
+        self,
+        sites: Sequence[tuple[SiteIn, Sequence[str]]],
+        every_site: Sequence[str] = (),
+        *,
+        now: int,
+    ) -> tuple[list[Site], int]:
+        """Write many sites, each with its own webhooks (URLs), and webhooks of every site, in
+        one transaction: all or nothing. Returns the sites and how many webhooks were made.
+
+        A URL given twice for one site, or twice for every site, is one webhook; a URL that
+        a webhook of every site has already is not added again (adding it would change
+        nothing: an event goes once to each URL). A site's own URL is kept even when every
+        site's webhooks have it: deleting those must not silence the site."""
+        async with self.transaction() as db:
+            held = await db.execute_fetchall("SELECT url FROM webhooks WHERE site_id IS NULL")
+            known = {row[0] for row in held}
+            rows: list[tuple[int | None, str, int]] = [
+                (None, url, now) for url in dict.fromkeys(every_site) if url not in known
+            ]
+            created: list[Site] = []
+            for data, urls in sites:
+                site = await write_site(db, data, now)
+                created.append(site)
+                rows.extend((site.id, url, now) for url in dict.fromkeys(urls))
+            await db.executemany(
+                "INSERT INTO webhooks (site_id, url, created_at) VALUES (?, ?, ?)", rows
+            )
+        return created, len(rows)
 
     @staticmethod
     async def _open_reason(db: aiosqlite.Connection, site_id: int) -> str | None:
