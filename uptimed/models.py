@@ -449,8 +449,9 @@ SitePatch = _patch_model()
 
 
 class WebhookIn(_In):
-    site_id: JsonInt | None = Field(
-        ge=1,
+    # Ge inside the union: on the Field, pydantic checks it but the JSON Schema says "ge"
+    # (no JSON Schema keyword), so the spec would allow 0.
+    site_id: Annotated[int, Ge(1), BeforeValidator(whole_number)] | None = Field(
         description="The site whose status changes this webhook hears of; null: every site, "
         "present and future.",
     )
