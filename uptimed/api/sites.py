@@ -80,12 +80,9 @@ async def _parse_bulk(request: web.Request) -> BulkSites:
     try:
         if listed:
             return BulkSites.model_construct(sites=_LIST.validate_json(body), webhooks=[])
-        bulk = _OBJECT.validate_json(body)
+        return _OBJECT.validate_json(body)  # no sites: an empty file's import (or webhooks only)
     except ValidationError as e:
         raise BadRequest(_bulk_error(e, listed=listed)) from None
-    if not bulk.sites and not bulk.webhooks:
-        raise BadRequest("Request body holds no sites and no webhooks.")
-    return bulk
 
 
 @routes.post("/sites")
@@ -140,6 +137,14 @@ async def create_sites(request: web.Request) -> web.Response:
     sites = [(site, site.webhooks) for site in bulk.sites]
     views = await request.app[SITES].add_many(sites, bulk.webhooks)
     return web.json_response([_dump(view) for view in views])
+
+
+# Without it GET, PATCH or DELETE /sites/bulk would reach /sites/{id} and answer that "bulk"
+# is no id, where the method is what is wrong.
+@routes.route("*", "/sites/bulk")
+@operation(hidden=True)
+async def bulk_other_methods(request: web.Request) -> web.Response:
+    raise web.HTTPMethodNotAllowed(request.method, ["POST"])
 
 
 @routes.get("/sites")
