@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -38,7 +39,11 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 from pydantic import TypeAdapter, ValidationError
-from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
+from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
+    positive_data_acceptance,
+    use_after_free,
+)
 from yarl import URL
 
 from tests.conftest import AUTH, PASSWORD, USER
@@ -213,6 +218,8 @@ def valid_input_is_accepted(ctx: Any, response: schemathesis.Response, case: Any
     positive = case.meta is not None and case.meta.generation.mode.is_positive
     if positive and response.status_code == 400:
         detail = response.json().get("detail")
+        # POST /sites/bulk names a site's field by its index: the same rules apply
+        detail = re.sub(r"^Field 'sites\[\d+\]\.", "Field '", detail)
         unsayable = any(rule in detail for rule in SCHEMA_CANNOT_SAY)
         assert detail in NOT_FOUND or unsayable, f"schema-valid input refused: {detail!r}"
     return True
@@ -241,6 +248,10 @@ def validate(
     api: FuzzedApi, case: schemathesis.Case, response: schemathesis.Response, **kwargs: Any
 ) -> None:
     excluded = [positive_data_acceptance]
+    if any(isinstance(v, list) and not "".join(map(str, v)) for v in (case.query or {}).values()):
+        # "?window=" is an empty list, so the default (OpenAPI form style: parse_query), and
+        # also how [""] is written: schemathesis sends it as invalid, finds a site, gets 200.
+        excluded.append(negative_data_rejection)
     if (case.method.upper(), case.path) == ("GET", "/webhooks/{id}"):
         # Here {id} is a site id (the documented API), where DELETE /webhooks/{id} takes a
         # webhook id: "DELETE /webhooks/1, then GET /webhooks/1 answers 200" is two resources.

@@ -356,6 +356,10 @@ async def test_history_api_link_header_and_csv(start_app: AppClient, settings: S
     )
     older = await (await client.get(link[1 : link.index(">")])).json()
     assert [r["status"] for r in older] == ["INITIAL"]
+    # other parameters go into the link as they came, percent-encoded
+    resp = await client.get(f"/sites/{site_id}/history?limit=1&%1F=%C3%A9")
+    assert resp.status == 200
+    assert resp.headers["Link"].startswith(f"</sites/{site_id}/history?limit=1&%1F=%C3%A9&cursor=")
 
     for path in (f"/sites/{site_id}/history.csv", f"/sites/{site_id}/history.csv?status=DOWN"):
         resp = await client.get(path)

@@ -29,7 +29,8 @@ def _next_link(request: web.Request, cursor: int | None) -> dict[str, str]:
     if cursor is None:
         return {}
     url: URL = request.url.update_query(cursor=str(cursor))
-    return {"Link": f'<{url.path_qs}>; rel="next"'}
+    # raw: percent-encoded as it came (decoded, "?%1F=x" put a control character in the header)
+    return {"Link": f'<{url.raw_path_qs}>; rel="next"'}
 
 
 def _csv(rows: list[dict[str, object]]) -> str:
