@@ -1,16 +1,20 @@
 """``uptimed`` / ``python -m uptimed``: flags -> Settings -> logging -> lock -> the app, until
-SIGTERM. The process-level steps (and their one-line failures, exit code 2) are in process.py."""
+SIGTERM. The process-level steps (and their one-line failures, exit code 2) are in process.py.
+``uptimed export`` and ``uptimed import FILE`` are commands of their own (transfer.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from uptimed import process
+from uptimed import process, transfer
 from uptimed.api import server
 from uptimed.app import create_app
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in transfer.COMMANDS:
+        return transfer.main(args)
     try:
         prepared = process.prepare(argv)
     except process.StartError as e:
