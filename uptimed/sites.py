@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -41,6 +42,7 @@ def patched(site: Site, patch: BaseModel) -> dict[str, Any]:
 
 log = logging.getLogger(__name__)
 ADD_CHUNK = 200  # sites scheduled between two turns of the loop (add_many)
+FIRST_CHECKS_SPREAD_SECONDS = 1.0  # as POST /sites: the first check within about a second
 
 # Fields whose default is a setting and for which a PATCH's null is a value of its own (never
 # remind), not "the default again".
@@ -75,14 +77,18 @@ class Sites:
     ) -> list[SiteView]:
         """Add many sites, each with its own webhook URLs, and webhooks of every site, in one
         transaction (all or nothing: ``Store.insert_sites``), then schedule them as ``add``
-        does. The loop gets a turn every ``ADD_CHUNK`` sites, so checks due meanwhile start
-        on time."""
+        does, their first checks spread over ``FIRST_CHECKS_SPREAD_SECONDS`` (1,000 checks
+        started in one turn of the loop held it for 0.2 s). The loop gets a turn every
+        ``ADD_CHUNK`` sites, so checks due meanwhile start on time."""
         started, now = self._clock.monotonic(), self._clock.now_ms()
         items = [(self._defaulted(data), urls) for data, urls in sites]
         created, webhooks = await self._store.insert_sites(items, every_site, now=now)
+        first = datetime.fromtimestamp(now / 1000, tz=UTC)
+        step = timedelta(seconds=FIRST_CHECKS_SPREAD_SECONDS / max(len(created), 1))
         views: list[SiteView] = []
         for offset in range(0, len(created), ADD_CHUNK):
-            views.extend(self._watch(site) for site in created[offset : offset + ADD_CHUNK])
+            for n, site in enumerate(created[offset : offset + ADD_CHUNK], offset):
+                views.append(self._watch(site, first_run=first + n * step))
             await asyncio.sleep(0)
         log.info(
             "sites added in bulk sites=%d webhooks=%d seconds=%.3f",
@@ -97,13 +103,14 @@ class Sites:
         unset = {k: v for k, v in self._defaults.items() if k not in data.model_fields_set}
         return data.model_copy(update=unset) if unset else data
 
-    def _watch(self, site: Site) -> SiteView:
-        """A site just stored: the monitor follows it, and it is checked unless paused."""
+    def _watch(self, site: Site, first_run: datetime | None = None) -> SiteView:
+        """A site just stored: the monitor follows it, and it is checked (first at
+        ``first_run``, default: at once) unless paused."""
         self._monitor.add(site)
         if site.paused:
             self._monitor.pause(site.id)
         else:
-            self._scheduler.schedule(site)
+            self._scheduler.schedule(site, first_run=first_run)
         return SiteView.model_construct(
             **dict(site), status=Status.INITIAL, status_since=site.created_at
         )
