@@ -54,11 +54,6 @@ def _site(webhook: Webhook) -> str:
             "Send it a test message",
             parameters={"id": "$response.body#/id"},
         ),
-        "site_webhooks": Link(
-            "GET /webhooks/{id}",
-            "Its site's webhooks",
-            parameters={"id": "$response.body#/site_id"},
-        ),
         "set_enabled": Link(
             "PATCH /webhooks/{id}",
             "Enable or disable it",
