@@ -230,6 +230,55 @@ async def test_retention_rolls_up_prunes_and_keeps_long_windows(
 GRACE = maintenance.GRACE_MS
 
 
+async def test_pruning_ends_old_messages_pauses_and_offline_spans_but_keeps_pending(
+    store: Store,
+) -> None:
+    """A year of alerts must not stay in the file for ever: messages delivered or given up go
+    with raw rows, ended pauses and offline spans with day rollups; a message still waiting
+    and a pause or span still open stay however old they are."""
+    retention = Retention(raw_days=3, minute_days=1, hour_days=6, day_days=30)
+    sim = await make_site(store, created=T0)
+    now = T0 + 40 * DAY
+    old, recent = T0 + DAY, now - DAY  # past both retentions; within both
+    url = "https://discord.com/api/webhooks/1/t"
+    async with store.transaction() as db:
+        for at, delivered, failed in (
+            (old, old, None),
+            (old, None, old),
+            (old, None, None),  # pending: kept
+            (recent, recent, None),
+            (now - 10 * DAY, now - 10 * DAY, None),  # older than raw rows: goes
+        ):
+            await db.execute(
+                "INSERT INTO outbox (site_id, url, event, created_at, delivered_at, failed_at)"
+                " VALUES (?, ?, '{}', ?, ?, ?)",
+                (sim.site_id, url, at, delivered, failed),
+            )
+        for started, ended in ((old, old + 1), (old, None), (recent, recent + 1)):
+            await db.execute(
+                "INSERT INTO pauses (site_id, started_at, ended_at) VALUES (?, ?, ?)",
+                (sim.site_id, started, ended),
+            )
+            cur = await db.execute(
+                "INSERT INTO offline (started_at, last_seen_at, ended_at) VALUES (?, ?, ?)",
+                (started, started, ended),
+            )
+            await db.execute(
+                "INSERT INTO offline_sites (offline_id, site_id) VALUES (?, ?)",
+                (cur.lastrowid, sim.site_id),
+            )
+    await maintenance.prune(store, now, retention)
+    rows = await store.conn.execute_fetchall(
+        "SELECT created_at, delivered_at, failed_at FROM outbox ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [(old, None, None), (recent, recent, None)]
+    for table in ("pauses", "offline"):
+        rows = await store.conn.execute_fetchall(f"SELECT started_at, ended_at FROM {table}")
+        assert sorted(tuple(r) for r in rows) == [(old, None), (recent, recent + 1)], table
+    rows = await store.conn.execute_fetchall("SELECT count(*) FROM offline_sites")
+    assert rows[0][0] == 2  # the pruned span's sites went with it
+
+
 # --- the API ------------------------------------------------------------------------------
 
 

@@ -45,6 +45,8 @@ DEFAULT_PORT = 8000
 DEFAULT_DATABASE_URL = "sqlite:///./uptimed.db"
 SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
 CONFIG_ENV = "UPTIMED_CONFIG"
+# The file's tables that declare sites and webhooks, not settings (uptimed/declared.py).
+DECLARATION_KEYS = frozenset({"sites", "webhooks"})
 
 
 class ConfigError(Exception):
@@ -273,7 +275,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
-    known = set(Settings.model_fields)
+    known = set(Settings.model_fields) | DECLARATION_KEYS
     for key in data:
         if key not in known:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")

@@ -4,7 +4,8 @@ Raw check rows are aggregated per site into minute rollups, minutes into hours, 
 (UTC), each level after the one below it is complete; ``meta`` keeps each level's watermark (the
 end of what is rolled up). Rows are pruned only once they are rolled up and past their retention,
 so the file reaches a steady size: minute rollups 2 days, hours 90 days, days 5 years, raw rows
-``history_retention_days``; incidents live as long as day rollups.
+``history_retention_days``; incidents, pauses and offline spans live as long as day rollups,
+delivered (or given-up) Discord messages as long as raw rows.
 Every function takes ``now`` (epoch ms), so tests drive time by hand.
 """
 
@@ -155,12 +156,28 @@ async def prune(store: Store, now: int, retention: Retention) -> int:
                 )
                 deleted += cur.rowcount
             await asyncio.sleep(0)
-    async with store.transaction() as db:
-        cur = await db.execute(
-            "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?",
-            (now - int(retention.day_days * DAY),),
-        )
-        deleted += cur.rowcount
+    # Spans that shape uptime (incidents, pauses, offline spans) live as long as day rollups;
+    # a message delivered or given up as long as raw rows (nothing reads it after: the log
+    # and GET /webhooks have told what happened to it).
+    finished = now - int(retention.raw_days * DAY)
+    ended = now - int(retention.day_days * DAY)
+    for sql, cutoff in (
+        ("DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?", ended),
+        ("DELETE FROM pauses WHERE ended_at IS NOT NULL AND ended_at < ?", ended),
+        ("DELETE FROM offline WHERE ended_at IS NOT NULL AND ended_at < ?", ended),
+        (
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE delivered_at < ?1 OR failed_at < ?1 LIMIT 5000)",
+            finished,
+        ),
+    ):
+        while True:  # the outbox in batches: a first prune may find months of messages
+            async with store.transaction() as db:
+                cur = await db.execute(sql, (cutoff,))
+            deleted += cur.rowcount
+            await asyncio.sleep(0)
+            if cur.rowcount < 5000:
+                break
     await _give_back_free_pages(store)
     return deleted
 
