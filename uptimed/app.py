@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
@@ -56,6 +58,7 @@ from uptimed.connectivity import MIN_INTERVAL_SECONDS, Connectivity
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
+from uptimed.declared import Declaration, DeclarationError
 from uptimed.descriptors import check_budget, soft_limit
 from uptimed.followups import Followups
 from uptimed.health import Health, watch_database_file
@@ -65,7 +68,7 @@ from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
 from uptimed.notify.unwritten import UnwrittenAlerts
 from uptimed.scheduler import Scheduler
-from uptimed.sites import Sites
+from uptimed.sites import NoConfigFile, Sites
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,23 @@ def connectivity_ctx(
 FOLLOWUPS_INTERVAL_SECONDS = 5.0  # how late a reminder or the end of a mute may be told
 
 
-async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+def scheduler_ctx(
+    declaration: Declaration | None,
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    """The monitor, the scheduler and the sites service. The config file's sites and webhooks
+    (``declaration``) are applied first, so the scheduler resumes the sites as the file left
+    them."""
+
+    @asynccontextmanager
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with _scheduler(app, declaration):
+            yield
+
+    return ctx
+
+
+@asynccontextmanager
+async def _scheduler(app: web.Application, declaration: Declaration | None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     monitor = Monitor(
         app[STORE],
@@ -247,7 +266,9 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             "renotify_every_seconds": settings.renotify_every_seconds,
             "tls_expiry_warn_days": settings.tls_expiry_warn_days,
         },
+        config_path=app.get(CONFIG_PATH),
     )
+    await _declare(app, declaration)
     # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
     resuming = asyncio.create_task(_resume(app, scheduler), name="resume")
     yield
@@ -255,6 +276,73 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     with suppress(asyncio.CancelledError):
         await resuming
     await scheduler.stop(grace=settings.shutdown_grace_seconds)
+
+
+async def _declare(app: web.Application, declaration: Declaration | None) -> None:
+    """At start: the file's sites and webhooks, before any is scheduled. Without a file the
+    declared sites stay as they are: a missing --config must never delete them."""
+    if declaration is not None:
+        applied = await app[SITES].apply(declaration)
+        log.info(
+            "config applied path=%s sites_created=%d sites_changed=%d sites_removed=%d"
+            " sites_unchanged=%d webhooks_created=%d webhooks_removed=%d",
+            declaration.path,
+            len(applied.created),
+            len(applied.changed),
+            len(applied.removed),
+            applied.unchanged,
+            applied.webhooks_created,
+            applied.webhooks_removed,
+        )
+        return
+    if declared := await app[STORE].declared_site_count():
+        log.warning(
+            "%d site(s) declared in a config file are in the database, but uptimed was started"
+            " without one (--config or UPTIMED_CONFIG): they are kept and checked as they are,"
+            " and stay read-only until the file is given again",
+            declared,
+        )
+
+
+async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP reloads the config file's sites and webhooks (not on Windows, which has no
+    SIGHUP). Without a config file SIGHUP is logged and ignored: its default would end the
+    process."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(reload_on_signal(app), name="config-reload")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    installed = False
+    if sys.platform != "win32":
+        try:
+            loop.add_signal_handler(signal.SIGHUP, hangup)
+            installed = True
+        except RuntimeError:  # not the main thread (an app run by a test in a thread)
+            log.debug("SIGHUP not handled: the loop runs outside the main thread")
+    yield
+    if installed:
+        loop.remove_signal_handler(signal.SIGHUP)
+    for task in list(tasks):
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def reload_on_signal(app: web.Application) -> None:
+    """SIGHUP: reload, or one line saying why the running config stays (a broken file's
+    line is logged by ``Sites.reload_file``)."""
+    try:
+        await app[SITES].reload_file()
+    except NoConfigFile as e:
+        log.warning("SIGHUP ignored: %s", e)
+    except DeclarationError:
+        pass
+    except Exception:
+        log.exception("config reload failed, the running config stays")
 
 
 async def _resume(app: web.Application, scheduler: Scheduler) -> None:
@@ -272,14 +360,20 @@ def create_app(
     on_open: Callable[[web.Application], Awaitable[None]] | None = None,
     connectivity_interval: float = MIN_INTERVAL_SECONDS,
     config_path: Path | None = None,
+    declaration: Declaration | None = None,
 ) -> web.Application:
     """The whole daemon as an aiohttp app. ``freeze_gc`` is a policy for the process (see
     gc_freeze.py): ``__main__`` turns it on; tests, which run many apps in one process, do not.
     ``on_open`` runs once the database is open and before anything else starts (the start
     line: later, its queries would wait behind the loading of every site).
     ``connectivity_interval``: seconds between connectivity probes (tests make it short).
-    ``config_path``: the TOML file whose [[sites]] and [webhooks.NAME] the database follows.
+    ``config_path``: the TOML file whose [[sites]] and [webhooks.NAME] the database follows
+    (reloaded on SIGHUP and ``POST /config/reload``); ``declaration``: what it declared when
+    read at start (``process.prepare``), applied before any site is scheduled (its path is the
+    config path when none is given).
     """
+    if config_path is None and declaration is not None:
+        config_path = declaration.path
     clock = clock or Clock()
     if settings.redis_url:
         log.info("REDIS_URL is set but ignored: uptimed needs no broker")
@@ -328,7 +422,8 @@ def create_app(
             notify_http_ctx,
             dispatcher_ctx,
             connectivity_ctx(connectivity_interval),
-            scheduler_ctx,
+            scheduler_ctx(declaration),
+            reload_ctx,
         ]
     )
     app.on_response_prepare.append(security_headers)

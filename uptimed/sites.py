@@ -24,12 +24,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from uptimed import declared
 from uptimed.alerting import ended_event, muted, paused_event
 from uptimed.clock import Clock
 from uptimed.db import Store
 from uptimed.db.declarations import Applied
-from uptimed.declared import Declaration, ReadOnly
+from uptimed.declared import Declaration, DeclarationError, ReadOnly, read_declaration
 from uptimed.models import Site, SiteIn, SiteView, Status
 from uptimed.monitor import Monitor
 from uptimed.scheduler import Scheduler
@@ -182,7 +181,11 @@ class Sites:
                 " there is nothing to reload"
             )
         # In a thread: parsing and validating 1,000 sites would hold the loop, and checks.
-        declaration = await asyncio.to_thread(declared.read_declaration, self._config_path)
+        try:
+            declaration = await asyncio.to_thread(read_declaration, self._config_path)
+        except DeclarationError as e:
+            log.error("config reload failed, the running config stays: %s", e)
+            raise
         return await self.reload(declaration)
 
     async def reload(self, declaration: Declaration) -> Reloaded:

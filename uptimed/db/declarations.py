@@ -106,6 +106,12 @@ class DeclarationQueries(Connection):
             await _match_webhooks(db, declaration, ids, now, applied)
         return applied
 
+    async def declared_site_count(self) -> int:
+        rows = await self._reader.execute_fetchall(
+            "SELECT count(*) FROM sites WHERE source = 'config'"
+        )
+        return int(next(iter(rows))[0])
+
 
 async def _declared_rows(db: aiosqlite.Connection) -> dict[str, sqlite3.Row]:
     """The stored declared sites by key, read inside the transaction that changes them."""
