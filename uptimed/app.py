@@ -1,9 +1,11 @@
 """The app factory: it only wires parts together, each resource in its own cleanup context.
 
 Start order (reverse on exit): store -> HTTP clients -> outbox dispatcher -> monitor and
-scheduler. So on SIGTERM the scheduler stops and in-flight checks finish first (their messages
-are committed), then delivery stops (undelivered messages stay queued for the next start), then
-the clients close, then the database: nothing is written to a closed connection.
+scheduler (the config file's sites and webhooks applied before any site is scheduled) -> the
+SIGHUP handler that reloads them. So on SIGTERM no reload starts any more, the scheduler stops
+and in-flight checks finish (their messages are committed), then delivery stops (undelivered
+messages stay queued for the next start), then the clients close, then the database: nothing
+is written to a closed connection.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
@@ -58,7 +58,7 @@ from uptimed.connectivity import MIN_INTERVAL_SECONDS, Connectivity
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
-from uptimed.declared import Declaration, DeclarationError
+from uptimed.declared import Declaration
 from uptimed.descriptors import check_budget, soft_limit
 from uptimed.followups import Followups
 from uptimed.health import Health, watch_database_file
@@ -67,8 +67,9 @@ from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
 from uptimed.notify.unwritten import UnwrittenAlerts
+from uptimed.reloads import declare_at_start, sighup_ctx
 from uptimed.scheduler import Scheduler
-from uptimed.sites import NoConfigFile, Sites
+from uptimed.sites import Sites
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ async def _scheduler(app: web.Application, declaration: Declaration | None) -> A
         },
         config_path=app.get(CONFIG_PATH),
     )
-    await _declare(app, declaration)
+    await declare_at_start(app[SITES], app[STORE], declaration)
     # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
     resuming = asyncio.create_task(_resume(app, scheduler), name="resume")
     yield
@@ -276,73 +277,6 @@ async def _scheduler(app: web.Application, declaration: Declaration | None) -> A
     with suppress(asyncio.CancelledError):
         await resuming
     await scheduler.stop(grace=settings.shutdown_grace_seconds)
-
-
-async def _declare(app: web.Application, declaration: Declaration | None) -> None:
-    """At start: the file's sites and webhooks, before any is scheduled. Without a file the
-    declared sites stay as they are: a missing --config must never delete them."""
-    if declaration is not None:
-        applied = await app[SITES].apply(declaration)
-        log.info(
-            "config applied path=%s sites_created=%d sites_changed=%d sites_removed=%d"
-            " sites_unchanged=%d webhooks_created=%d webhooks_removed=%d",
-            declaration.path,
-            len(applied.created),
-            len(applied.changed),
-            len(applied.removed),
-            applied.unchanged,
-            applied.webhooks_created,
-            applied.webhooks_removed,
-        )
-        return
-    if declared := await app[STORE].declared_site_count():
-        log.warning(
-            "%d site(s) declared in a config file are in the database, but uptimed was started"
-            " without one (--config or UPTIMED_CONFIG): they are kept and checked as they are,"
-            " and stay read-only until the file is given again",
-            declared,
-        )
-
-
-async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
-    """SIGHUP reloads the config file's sites and webhooks (not on Windows, which has no
-    SIGHUP). Without a config file SIGHUP is logged and ignored: its default would end the
-    process."""
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[None]] = set()
-
-    def hangup() -> None:
-        task = asyncio.create_task(reload_on_signal(app), name="config-reload")
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    installed = False
-    if sys.platform != "win32":
-        try:
-            loop.add_signal_handler(signal.SIGHUP, hangup)
-            installed = True
-        except RuntimeError:  # not the main thread (an app run by a test in a thread)
-            log.debug("SIGHUP not handled: the loop runs outside the main thread")
-    yield
-    if installed:
-        loop.remove_signal_handler(signal.SIGHUP)
-    for task in list(tasks):
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-
-
-async def reload_on_signal(app: web.Application) -> None:
-    """SIGHUP: reload, or one line saying why the running config stays (a broken file's
-    line is logged by ``Sites.reload_file``)."""
-    try:
-        await app[SITES].reload_file()
-    except NoConfigFile as e:
-        log.warning("SIGHUP ignored: %s", e)
-    except DeclarationError:
-        pass
-    except Exception:
-        log.exception("config reload failed, the running config stays")
 
 
 async def _resume(app: web.Application, scheduler: Scheduler) -> None:
@@ -423,7 +357,7 @@ def create_app(
             dispatcher_ctx,
             connectivity_ctx(connectivity_interval),
             scheduler_ctx(declaration),
-            reload_ctx,
+            sighup_ctx,
         ]
     )
     app.on_response_prepare.append(security_headers)
