@@ -97,6 +97,8 @@ FUZZ_SETTINGS = Settings(
 @pytest.fixture(scope="module")
 def fuzzed_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedApi]:
     db = tmp_path_factory.mktemp("fuzz") / "uptimed.db"
+    config = db.parent / "uptimed.toml"  # a file to reload: POST /config/reload answers 200
+    config.write_text("# no declared sites\n")
     settings_ = FUZZ_SETTINGS.model_copy(update={"database_url": f"sqlite:///{db}"})
     api = FuzzedApi()
     ready = threading.Event()
@@ -108,7 +110,7 @@ def fuzzed_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedApi]:
         await target.setup()
         target_site = web.TCPSite(target, LOOPBACK, 0)
         await target_site.start()
-        app = create_app(settings_)
+        app = create_app(settings_, config_path=config)
         api.bodies = {(m, p): op.body for m, p, op in documented_routes(app) if op.body}
         runner = web.AppRunner(app)
         await runner.setup()

@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     except process.StartError as e:
         return process.refuse(e)
     settings = prepared.settings
-    app = create_app(settings, freeze_gc=True, on_open=prepared.announce)
+    app = create_app(
+        settings, freeze_gc=True, on_open=prepared.announce, declaration=prepared.declaration
+    )
     try:
         server.run(app, settings, loop=process.event_loop())
     except Exception as e:  # the database fails at open, the port is taken, ...

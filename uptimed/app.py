@@ -1,9 +1,11 @@
 """The app factory: it only wires parts together, each resource in its own cleanup context.
 
 Start order (reverse on exit): store -> HTTP clients -> outbox dispatcher -> monitor and
-scheduler. So on SIGTERM the scheduler stops and in-flight checks finish first (their messages
-are committed), then delivery stops (undelivered messages stay queued for the next start), then
-the clients close, then the database: nothing is written to a closed connection.
+scheduler (the config file's sites and webhooks applied before any site is scheduled) -> the
+SIGHUP handler that reloads them. So on SIGTERM no reload starts any more, the scheduler stops
+and in-flight checks finish (their messages are committed), then delivery stops (undelivered
+messages stay queued for the next start), then the clients close, then the database: nothing
+is written to a closed connection.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from uptimed.connectivity import MIN_INTERVAL_SECONDS, Connectivity
 from uptimed.connector import CheckConnector
 from uptimed.db import Store, maintenance
 from uptimed.db.maintenance import Retention
+from uptimed.declared import Declaration
 from uptimed.descriptors import check_budget, soft_limit
 from uptimed.followups import Followups
 from uptimed.health import Health, watch_database_file
@@ -64,6 +67,7 @@ from uptimed.monitor import CheckSessions, Monitor
 from uptimed.notify import NOTIFIERS
 from uptimed.notify.outbox import Dispatcher
 from uptimed.notify.unwritten import UnwrittenAlerts
+from uptimed.reloads import declare_at_start, sighup_ctx
 from uptimed.scheduler import Scheduler
 from uptimed.sites import Sites
 
@@ -187,7 +191,23 @@ def connectivity_ctx(
 FOLLOWUPS_INTERVAL_SECONDS = 5.0  # how late a reminder or the end of a mute may be told
 
 
-async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+def scheduler_ctx(
+    declaration: Declaration | None,
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    """The monitor, the scheduler and the sites service. The config file's sites and webhooks
+    (``declaration``) are applied first, so the scheduler resumes the sites as the file left
+    them."""
+
+    @asynccontextmanager
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with _scheduler(app, declaration):
+            yield
+
+    return ctx
+
+
+@asynccontextmanager
+async def _scheduler(app: web.Application, declaration: Declaration | None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     monitor = Monitor(
         app[STORE],
@@ -247,7 +267,9 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             "renotify_every_seconds": settings.renotify_every_seconds,
             "tls_expiry_warn_days": settings.tls_expiry_warn_days,
         },
+        config_path=app.get(CONFIG_PATH),
     )
+    await declare_at_start(app[SITES], app[STORE], declaration)
     # The stored sites are scheduled in the background: the API (and /healthz) answer at once.
     resuming = asyncio.create_task(_resume(app, scheduler), name="resume")
     yield
@@ -272,14 +294,20 @@ def create_app(
     on_open: Callable[[web.Application], Awaitable[None]] | None = None,
     connectivity_interval: float = MIN_INTERVAL_SECONDS,
     config_path: Path | None = None,
+    declaration: Declaration | None = None,
 ) -> web.Application:
     """The whole daemon as an aiohttp app. ``freeze_gc`` is a policy for the process (see
     gc_freeze.py): ``__main__`` turns it on; tests, which run many apps in one process, do not.
     ``on_open`` runs once the database is open and before anything else starts (the start
     line: later, its queries would wait behind the loading of every site).
     ``connectivity_interval``: seconds between connectivity probes (tests make it short).
-    ``config_path``: the TOML file whose [[sites]] and [webhooks.NAME] the database follows.
+    ``config_path``: the TOML file whose [[sites]] and [webhooks.NAME] the database follows
+    (reloaded on SIGHUP and ``POST /config/reload``); ``declaration``: what it declared when
+    read at start (``process.prepare``), applied before any site is scheduled (its path is the
+    config path when none is given).
     """
+    if config_path is None and declaration is not None:
+        config_path = declaration.path
     clock = clock or Clock()
     if settings.redis_url:
         log.info("REDIS_URL is set but ignored: uptimed needs no broker")
@@ -328,7 +356,8 @@ def create_app(
             notify_http_ctx,
             dispatcher_ctx,
             connectivity_ctx(connectivity_interval),
-            scheduler_ctx,
+            scheduler_ctx(declaration),
+            sighup_ctx,
         ]
     )
     app.on_response_prepare.append(security_headers)

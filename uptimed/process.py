@@ -22,6 +22,7 @@ from uptimed import __version__, descriptors, pidlock, redact
 from uptimed.app_keys import SETTINGS, STORE
 from uptimed.config import CONFIG_ENV, ENV_FIELDS, ConfigError, Settings, load
 from uptimed.db.files import DatabaseUnavailable, check_files
+from uptimed.declared import Declaration, DeclarationError, read_declaration
 
 log = logging.getLogger("uptimed")
 
@@ -91,12 +92,14 @@ def event_loop() -> asyncio.AbstractEventLoop:
 @dataclass
 class Prepared:
     """What ``prepare`` made: the settings, the config sources used, the lock's descriptor
-    (open for the life of the process: closing it would let a second uptimed in)."""
+    (open for the life of the process: closing it would let a second uptimed in), and the
+    sites and webhooks the config file declares (None: no config file)."""
 
     settings: Settings
     sources: tuple[str, ...]
     lock_fd: int | None
     open_files: tuple[int, str]  # the log level and line of the open-file limit, for the start
+    declaration: Declaration | None = None
 
     async def announce(self, app: web.Application) -> None:
         """The one INFO line at start, once the store is open (``create_app``'s ``on_open``)."""
@@ -123,8 +126,9 @@ def configure_logging(level: str) -> None:
 
 
 def prepare(argv: list[str] | None) -> Prepared:
-    """Flags -> settings -> logging -> database directory and file -> the lock. Raises
-    ``StartError`` with the line to print."""
+    """Flags -> settings -> the file's sites and webhooks -> logging -> database directory and
+    file -> the lock. Raises ``StartError`` with the line to print (a broken declaration is
+    one: at start nothing runs on a file that would be refused at reload)."""
     args = parse_args(argv)
     overrides = {"host": args.host, "port": args.port, "log_level": args.log_level}
     try:
@@ -132,6 +136,11 @@ def prepare(argv: list[str] | None) -> Prepared:
     except ConfigError as e:
         raise StartError(f"config error: {e}") from None
     settings = loaded.settings
+    config = args.config or (Path(p) if (p := os.environ.get(CONFIG_ENV)) else None)
+    try:
+        declaration = None if config is None else read_declaration(config)
+    except DeclarationError as e:
+        raise StartError(str(e)) from None
     configure_logging(settings.log_level)
     for notice in loaded.notices:
         log.warning("%s", notice)
@@ -144,7 +153,7 @@ def prepare(argv: list[str] | None) -> Prepared:
         raise StartError(str(e)) from None
     except OSError as e:
         raise StartError(str(DatabaseUnavailable(path, (e.strerror or str(e)).lower()))) from None
-    return Prepared(settings, loaded.sources, lock_fd, descriptors.raise_soft_limit())
+    return Prepared(settings, loaded.sources, lock_fd, descriptors.raise_soft_limit(), declaration)
 
 
 def refuse(e: StartError) -> int:

@@ -5,25 +5,39 @@ Changes to one site are made one at a time (a lock per site): a PATCH reads the 
 its fields and writes the whole site, and two at once would otherwise lose one (a rename sent
 while someone pauses would write the site back unpaused); a DELETE during a PATCH would let
 the PATCH schedule a deleted site again.
+
+Sites declared in the config file are changed only by ``reload`` (at start, SIGHUP, ``POST
+/config/reload``), one reload at a time; ``update`` and ``remove`` refuse them (``ReadOnly``,
+answered 409).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from uptimed.alerting import ended_event, muted, paused_event
 from uptimed.clock import Clock
 from uptimed.db import Store
+from uptimed.db.declarations import Applied
+from uptimed.declared import Declaration, DeclarationError, ReadOnly, read_declaration
 from uptimed.models import Site, SiteIn, SiteView, Status
 from uptimed.monitor import Monitor
 from uptimed.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+# Scheduler and monitor moves made between two yields to the event loop, after a reload.
+MOVE_CHUNK = 100
 
 
 def patched(site: Site, patch: BaseModel) -> dict[str, Any]:
@@ -49,6 +63,26 @@ FIRST_CHECKS_SPREAD_SECONDS = 1.0  # as POST /sites: the first check within abou
 NULL_IS_A_VALUE = frozenset({"renotify_every_seconds"})
 
 
+class NoConfigFile(Exception):
+    """A reload was asked of a daemon started without a config file: there is nothing to
+    read, and declared sites are left as they are."""
+
+
+class Reloaded(BaseModel):
+    """What a reload of the config file changed."""
+
+    sites_created: int = Field(description="declared sites new in the file")
+    sites_changed: int = Field(description="declared sites whose settings changed (history kept)")
+    sites_removed: int = Field(description="declared sites gone from the file, now deleted")
+    sites_unchanged: int = Field(description="declared sites the reload did not write")
+    webhooks_created: int
+    webhooks_removed: int
+    seconds: float = Field(description="how long the reload took")
+
+    def line(self) -> str:
+        return " ".join(f"{name}={value}" for name, value in self.model_dump().items())
+
+
 class Sites:
     def __init__(
         self,
@@ -59,8 +93,13 @@ class Sites:
         clock: Clock,
         wake: Callable[[], None],
         defaults: Mapping[str, Any] | None = None,
+        config_path: Path | None = None,
     ) -> None:
+        """``config_path``: the file whose sites and webhooks ``reload`` follows (None: the
+        daemon has none); a 409 for a declared site names it."""
         self._defaults = dict(defaults or {})  # fields whose default is a setting
+        self._config_path = config_path
+        self._reloading = asyncio.Lock()
         self._store = store
         self._scheduler = scheduler
         self._monitor = monitor
@@ -121,6 +160,7 @@ class Sites:
         transaction that pauses, and no alert of a check still in flight follows it."""
         async with self._one_at_a_time(site_id):
             site = await self._store.get_site(site_id, latest=True)
+            self._writable(site)
             values = patched(site, patch)
             # A null that resets a field whose default is a setting (not renotify's: its null
             # means never) gives the setting's value.
@@ -156,16 +196,96 @@ class Sites:
     async def remove(self, site_id: int) -> None:
         async with self._one_at_a_time(site_id):
             site = await self._store.get_site(site_id, latest=True)
+            self._writable(site)
             now = self._clock.now_ms()
-            farewell = (
-                None
-                if muted(site.alerts_muted_until, now)
-                else ended_event(site, now).model_dump_json()
-            )
-            await self._store.delete_site(site.id, farewell=farewell, now=now)
+            await self._store.delete_site(site.id, farewell=_farewell(site, now), now=now)
             self._scheduler.unschedule(site.id)
             self._monitor.remove(site.id)
             self._wake()
+
+    def _writable(self, site: Site) -> None:
+        if site.source == "config":
+            raise ReadOnly("Site", site.key, self._config_path)
+
+    async def reload_file(self) -> Reloaded:
+        """Read the config file again and ``reload`` it. Raises ``NoConfigFile``, or
+        ``DeclarationError`` for a file with any error: then nothing changes."""
+        if self._config_path is None:
+            raise NoConfigFile(
+                "uptimed was started without a config file (--config or UPTIMED_CONFIG):"
+                " there is nothing to reload"
+            )
+        # In a thread: parsing and validating 1,000 sites would hold the loop, and checks.
+        try:
+            declaration = await asyncio.to_thread(read_declaration, self._config_path)
+        except DeclarationError as e:
+            log.error("config reload failed, the running config stays: %s", e)
+            raise
+        return await self.reload(declaration)
+
+    async def reload(self, declaration: Declaration) -> Reloaded:
+        """Make the declared sites and webhooks match ``declaration``, in one transaction, then
+        move the scheduler and the monitor as add, update and remove would. One at a time."""
+        async with self._reloading:
+            started = time.monotonic()
+            applied = await self.apply(declaration)
+            await self._follow(applied)
+            reloaded = _summary(applied, time.monotonic() - started)
+        log.info("config reloaded path=%s %s", declaration.path, reloaded.line())
+        return reloaded
+
+    async def apply(self, declaration: Declaration) -> Applied:
+        """The store's part of ``reload`` alone: at start, before the scheduler reads the sites
+        (it then schedules them as they are)."""
+        declaration = replace(
+            declaration,
+            sites=tuple(
+                replace(declared, site=self._defaulted(declared.site))
+                for declared in declaration.sites
+            ),
+        )
+        now = self._clock.now_ms()
+        pausing: list[int] = []
+
+        def pause(site_id: int) -> None:
+            self._monitor.pause(site_id)
+            pausing.append(site_id)
+
+        try:
+            applied = await self._store.apply_declaration(
+                declaration,
+                now,
+                farewell=lambda site: _farewell(site, now),
+                pause_message=lambda data, paused: _pause_message(data, now, paused=paused),
+                pausing=pause,
+            )
+        except BaseException:
+            for site_id in pausing:
+                self._monitor.unpause(site_id)
+            raise
+        if applied.queued:
+            self._wake()
+        return applied
+
+    async def _follow(self, applied: Applied) -> None:
+        """Checks follow the committed reload, a chunk of sites between yields to the loop."""
+        for number, site in enumerate(applied.created, 1):
+            self._monitor.add(site)
+            if site.paused:
+                self._monitor.pause(site.id)
+            else:
+                self._scheduler.schedule(site)
+            if number % MOVE_CHUNK == 0:
+                await asyncio.sleep(0)
+        for number, (before, after) in enumerate(applied.changed, 1):
+            await self._scheduler.changed(before, after)
+            if number % MOVE_CHUNK == 0:
+                await asyncio.sleep(0)
+        for number, site_id in enumerate(applied.removed, 1):
+            self._scheduler.unschedule(site_id)
+            self._monitor.remove(site_id)
+            if number % MOVE_CHUNK == 0:
+                await asyncio.sleep(0)
 
     @asynccontextmanager
     async def _one_at_a_time(self, site_id: int) -> AsyncIterator[None]:
@@ -180,3 +300,26 @@ class Sites:
                 del self._locks[site_id]
             else:
                 self._locks[site_id] = (lock, users - 1)
+
+
+def _farewell(site: Site, now: int) -> str | None:
+    """ "Monitoring ended" for a deleted site's webhooks, unless its alerts are muted."""
+    return None if muted(site.alerts_muted_until, now) else ended_event(site, now).model_dump_json()
+
+
+def _pause_message(data: SiteIn, now: int, *, paused: bool) -> str | None:
+    if muted(data.alerts_muted_until, now):  # no message of pausing or resuming either
+        return None
+    return paused_event(data, now, paused=paused).model_dump_json()
+
+
+def _summary(applied: Applied, seconds: float) -> Reloaded:
+    return Reloaded(
+        sites_created=len(applied.created),
+        sites_changed=len(applied.changed),
+        sites_removed=len(applied.removed),
+        sites_unchanged=applied.unchanged,
+        webhooks_created=applied.webhooks_created,
+        webhooks_removed=applied.webhooks_removed,
+        seconds=round(seconds, 3),
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from uptimed.api import badges, docs, metrics, reports, sites, status, webhooks
+from uptimed.api import badges, config, docs, metrics, reports, sites, status, webhooks
 from uptimed.api.openapi import operation
 from uptimed.app_keys import CONNECTIVITY, HEALTH
 from uptimed.models import Health
@@ -48,6 +48,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(sites.routes)
     app.router.add_routes(reports.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(config.routes)
     app.router.add_routes(metrics.routes)
     app.router.add_routes(badges.routes)
     app.router.add_routes(docs.routes)

@@ -143,7 +143,7 @@ def view_from_row(row: sqlite3.Row, now: int) -> SiteView:
     return SiteView.model_construct(VIEW_FIELDS, **data)
 
 
-def _values(data: SiteIn) -> list[Any]:
+def column_values(data: SiteIn) -> list[Any]:
     """The columns of ``WRITABLE`` for ``data``; empty headers are stored as NULL."""
     values: list[Any] = []
     for name in WRITABLE:
@@ -161,13 +161,53 @@ async def write_site(
     history row inside the caller's transaction; a site created paused starts its first pause
     at once."""
     source = "api" if key is None else "config"
-    cur = await db.execute(_INSERT, (now, source, key, *_values(data)))
+    cur = await db.execute(_INSERT, (now, source, key, *column_values(data)))
     site_id = cur.lastrowid
     assert site_id is not None
     await db.execute(INSERT_HISTORY, (site_id, STATUS_CODES[Status.INITIAL], None, now, None, now))
     if data.paused:
         await db.execute(_START_PAUSE, (site_id, now))
     return _site(data, site_id, now, key)
+
+
+async def rewrite_site(
+    db: aiosqlite.Connection,
+    before: Site,
+    data: SiteIn,
+    now: int,
+    *,
+    paused_message: str | None = None,
+    resumed_message: str | None = None,
+) -> Site:
+    """Replace the settings of the site ``before`` inside the caller's transaction; returns it
+    after. When ``paused`` changes, a pause starts or ends at ``now`` and its webhooks get
+    ``paused_message`` or ``resumed_message`` (events as JSON)."""
+    site_id = before.id
+    await db.execute(_UPDATE, (*column_values(data), site_id))
+    if data.paused and not before.paused:
+        await db.execute(_START_PAUSE, (site_id, now))
+        if paused_message is not None:
+            await queue_messages(db, site_id, paused_message, now)
+    elif before.paused and not data.paused:
+        await db.execute(
+            "UPDATE pauses SET ended_at = ? WHERE site_id = ? AND ended_at IS NULL",
+            (now, site_id),
+        )
+        if resumed_message is not None:
+            await queue_messages(db, site_id, resumed_message, now)
+    return _site(data, site_id, before.created_at, before.key)
+
+
+async def drop_site(
+    db: aiosqlite.Connection, site_id: int, farewell: str | None = None, now: int = 0
+) -> bool:
+    """Delete a site inside the caller's transaction (False: there was none); its webhooks and
+    history go with it (ON DELETE CASCADE). ``farewell`` (an event as JSON) is queued for the
+    webhooks that hear it first, so "Monitoring ended" goes out although they are gone."""
+    if farewell is not None:
+        await queue_messages(db, site_id, farewell, now)
+    cur = await db.execute("DELETE FROM sites WHERE id = ?", (site_id,))
+    return cur.rowcount > 0
 
 
 class SiteQueries(Connection):
@@ -197,19 +237,15 @@ class SiteQueries(Connection):
             if row is None:
                 raise NotFound("Site not found")
             before = site_from_row(row)
-            await db.execute(_UPDATE, (*_values(data), site_id))
-            if data.paused and not before.paused:
-                await db.execute(_START_PAUSE, (site_id, now))
-                if paused_message is not None:
-                    await queue_messages(db, site_id, paused_message, now)
-            elif before.paused and not data.paused:
-                await db.execute(
-                    "UPDATE pauses SET ended_at = ? WHERE site_id = ? AND ended_at IS NULL",
-                    (now, site_id),
-                )
-                if resumed_message is not None:
-                    await queue_messages(db, site_id, resumed_message, now)
-        return before, _site(data, site_id, before.created_at, before.key)
+            after = await rewrite_site(
+                db,
+                before,
+                data,
+                now,
+                paused_message=paused_message,
+                resumed_message=resumed_message,
+            )
+        return before, after
 
     async def list_sites(self) -> list[Site]:
         return await self._every(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY id", (), site_from_row)
@@ -292,11 +328,8 @@ class SiteQueries(Connection):
         if not valid_id(site_id):
             raise NotFound("Site not found")
         async with self.transaction() as db:
-            if farewell is not None:
-                await queue_messages(db, site_id, farewell, now)
-            cur = await db.execute("DELETE FROM sites WHERE id = ?", (site_id,))
-            if cur.rowcount == 0:
-                raise NotFound("Site not found")
+            if not await drop_site(db, site_id, farewell, now):
+                raise NotFound("Site not found")  # rolls the farewell back
 
     @staticmethod
     async def site_status(db: aiosqlite.Connection, site_id: int) -> Status:
