@@ -15,7 +15,7 @@ from aiohttp import web
 from uptimed.app_keys import SITES
 from uptimed.db import Store
 from uptimed.declared import Declaration, DeclarationError
-from uptimed.sites import NoConfigFile, Sites
+from uptimed.sites import NoConfigFile, Sites, summary
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +24,10 @@ async def declare_at_start(sites: Sites, store: Store, declaration: Declaration 
     """At start: the file's sites and webhooks, before any is scheduled. Without a file the
     declared sites stay as they are: a missing --config must never delete them."""
     if declaration is not None:
+        started = asyncio.get_running_loop().time()
         applied = await sites.apply(declaration)
-        log.info(
-            "config applied path=%s sites_created=%d sites_changed=%d sites_removed=%d"
-            " sites_unchanged=%d webhooks_created=%d webhooks_removed=%d",
-            declaration.path,
-            len(applied.created),
-            len(applied.changed),
-            len(applied.removed),
-            applied.unchanged,
-            applied.webhooks_created,
-            applied.webhooks_removed,
-        )
+        seconds = asyncio.get_running_loop().time() - started
+        log.info("config applied path=%s %s", declaration.path, summary(applied, seconds).line())
         return
     if declared := await store.declared_site_count():
         log.warning(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -36,7 +35,8 @@ from uptimed.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-# Scheduler and monitor moves made between two yields to the event loop, after a reload.
+# Sites scheduled, rescheduled or unscheduled between two turns of the loop (bulk creation,
+# reload): about 15 ms.
 MOVE_CHUNK = 100
 
 
@@ -54,8 +54,6 @@ def patched(site: Site, patch: BaseModel) -> dict[str, Any]:
     return values
 
 
-log = logging.getLogger(__name__)
-ADD_CHUNK = 100  # sites scheduled between two turns of the loop (add_many): about 15 ms
 FIRST_CHECKS_SPREAD_SECONDS = 1.0  # as POST /sites: the first check within about a second
 
 # Fields whose default is a setting and for which a PATCH's null is a value of its own (never
@@ -118,17 +116,11 @@ class Sites:
         transaction (all or nothing: ``Store.insert_sites``), then schedule them as ``add``
         does, their first checks spread over ``FIRST_CHECKS_SPREAD_SECONDS`` (1,000 checks
         started in one turn of the loop held it for 0.2 s). The loop gets a turn every
-        ``ADD_CHUNK`` sites, so checks due meanwhile start on time."""
+        ``MOVE_CHUNK`` sites, so checks due meanwhile start on time."""
         started, now = self._clock.monotonic(), self._clock.now_ms()
         items = [(self._defaulted(data), urls) for data, urls in sites]
         created, webhooks = await self._store.insert_sites(items, every_site, now=now)
-        first = datetime.now(UTC)  # the scheduler's clock; after the write, not before it
-        step = timedelta(seconds=FIRST_CHECKS_SPREAD_SECONDS / max(len(created), 1))
-        views: list[SiteView] = []
-        for offset in range(0, len(created), ADD_CHUNK):
-            for n, site in enumerate(created[offset : offset + ADD_CHUNK], offset):
-                views.append(self._watch(site, first_run=first + n * step))
-            await asyncio.sleep(0)
+        views = await self._watch_many(created)
         log.info(
             "sites added in bulk sites=%d webhooks=%d seconds=%.3f",
             len(created),
@@ -141,6 +133,19 @@ class Sites:
         """The fields left out whose default is a setting get the setting's value."""
         unset = {k: v for k, v in self._defaults.items() if k not in data.model_fields_set}
         return data.model_copy(update=unset) if unset else data
+
+    async def _watch_many(self, created: Sequence[Site]) -> list[SiteView]:
+        """``_watch`` for many sites just stored, their first checks spread over
+        ``FIRST_CHECKS_SPREAD_SECONDS`` (1,000 checks started in one turn of the loop held it
+        for 0.2 s), the loop getting a turn every ``MOVE_CHUNK`` sites."""
+        first = datetime.now(UTC)  # the scheduler's clock; after the write, not before it
+        step = timedelta(seconds=FIRST_CHECKS_SPREAD_SECONDS / max(len(created), 1))
+        views: list[SiteView] = []
+        for offset in range(0, len(created), MOVE_CHUNK):
+            for n, site in enumerate(created[offset : offset + MOVE_CHUNK], offset):
+                views.append(self._watch(site, first_run=first + n * step))
+            await asyncio.sleep(0)
+        return views
 
     def _watch(self, site: Site, first_run: datetime | None = None) -> SiteView:
         """A site just stored: the monitor follows it, and it is checked (first at
@@ -169,7 +174,6 @@ class Sites:
                     values[name] = default
             data = SiteIn.model_validate(values)
             now = self._clock.now_ms()
-            quiet = muted(data.alerts_muted_until, now)  # no message of pausing or resuming either
             pausing = data.paused and not site.paused
             if pausing:  # from now on, a check in flight records nothing
                 self._monitor.pause(site_id)
@@ -178,12 +182,8 @@ class Sites:
                     site_id,
                     data,
                     now=now,
-                    paused_message=None
-                    if quiet
-                    else paused_event(data, now, paused=True).model_dump_json(),
-                    resumed_message=None
-                    if quiet
-                    else paused_event(data, now, paused=False).model_dump_json(),
+                    paused_message=_pause_message(data, now, paused=True),
+                    resumed_message=_pause_message(data, now, paused=False),
                 )
             except BaseException:
                 if pausing:
@@ -227,10 +227,10 @@ class Sites:
         """Make the declared sites and webhooks match ``declaration``, in one transaction, then
         move the scheduler and the monitor as add, update and remove would. One at a time."""
         async with self._reloading:
-            started = time.monotonic()
+            started = self._clock.monotonic()
             applied = await self.apply(declaration)
             await self._follow(applied)
-            reloaded = _summary(applied, time.monotonic() - started)
+            reloaded = summary(applied, self._clock.monotonic() - started)
         log.info("config reloaded path=%s %s", declaration.path, reloaded.line())
         return reloaded
 
@@ -269,14 +269,7 @@ class Sites:
 
     async def _follow(self, applied: Applied) -> None:
         """Checks follow the committed reload, a chunk of sites between yields to the loop."""
-        for number, site in enumerate(applied.created, 1):
-            self._monitor.add(site)
-            if site.paused:
-                self._monitor.pause(site.id)
-            else:
-                self._scheduler.schedule(site)
-            if number % MOVE_CHUNK == 0:
-                await asyncio.sleep(0)
+        await self._watch_many(applied.created)
         for number, (before, after) in enumerate(applied.changed, 1):
             await self._scheduler.changed(before, after)
             if number % MOVE_CHUNK == 0:
@@ -313,7 +306,8 @@ def _pause_message(data: SiteIn, now: int, *, paused: bool) -> str | None:
     return paused_event(data, now, paused=paused).model_dump_json()
 
 
-def _summary(applied: Applied, seconds: float) -> Reloaded:
+def summary(applied: Applied, seconds: float) -> Reloaded:
+    """What a reload (or the start's apply) changed, as the log line and the API tell it."""
     return Reloaded(
         sites_created=len(applied.created),
         sites_changed=len(applied.changed),
