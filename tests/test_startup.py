@@ -319,6 +319,7 @@ async def test_help_lists_every_environment_name(tmp_path: Path) -> None:
         assert re.search(rf"^  {name} ", result.stdout, re.MULTILINE), name
     assert re.search(r"^  UPTIMED_PORT +8000$", result.stdout, re.MULTILINE)
     assert "README.md" in result.stdout and "uptimed.toml.example" in result.stdout
+    assert "uptimed export" in result.stdout and "uptimed import FILE" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,10 @@ def _environment_help() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="uptimed",
-        description="Uptime monitor with Discord alerts.",
+        description="Uptime monitor with Discord alerts.\n\n"
+        "  uptimed export        print every site and webhook as TOML ([[sites]])\n"
+        "  uptimed import FILE   add a file's sites to the running daemon, all or none\n"
+        "(each has --help)",
         epilog=_environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
