@@ -13,6 +13,9 @@ from tests.conftest import AppClient, Target, eventually
 from tests.fake_discord import FakeDiscord, NotFound, Ok, ServerError
 from tests.test_certificate_expiry import TlsTarget, tls  # noqa: F401  (the fixture)
 from uptimed.config import Settings
+from uptimed.db import Store
+from uptimed.metrics import SCRAPE_CHUNK
+from uptimed.models import SiteIn
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -22,9 +25,16 @@ async def scrape(client: TestClient) -> Samples:
     assert resp.status == 200, await resp.text()
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
     samples: Samples = {}
-    for family in text_string_to_metric_families(await resp.text()):
+    families = list(text_string_to_metric_families(await resp.text()))
+    # Each family once: its HELP, TYPE and samples together (the parser would start a second
+    # family of the same name for samples written after another family's).
+    names = [family.name for family in families]
+    assert len(names) == len(set(names)), names
+    for family in families:
         for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
+            key = (s.name, frozenset(s.labels.items()))
+            assert key not in samples, key  # no series twice
+            samples[key] = s.value
     return samples
 
 
@@ -212,3 +222,74 @@ async def test_a_run_skipped_while_the_last_check_runs_is_counted(
         return bool(value(await scrape(client), "uptimed_checks_skipped_total"))
 
     await eventually(skipped)
+
+
+def site_ids(samples: Samples, name: str) -> set[str]:
+    return {s.labels["site_id"] for s in named(samples, name)}
+
+
+async def test_a_renamed_paused_or_deleted_site_shows_at_the_next_scrape(
+    client: TestClient, target: Target
+) -> None:
+    site = await add_site(client, url=target.url(), name="Old")
+    other = await add_site(client, url=target.url("/other"), name="Other")
+    await checked(client, site["id"])
+    sid = str(site["id"])
+
+    resp = await client.patch(f"/sites/{sid}", json={"name": 'New "n"'})
+    assert resp.status == 200, await resp.text()
+    samples = await scrape(client)
+    assert value(samples, "uptimed_site_up", site_id=sid, name='New "n"') == 1
+    assert value(samples, "uptimed_site_checks_total", site_id=sid, name='New "n"', result="up")
+    assert not [s for s in named(samples, "uptimed_site_up") if s.labels["name"] == "Old"]
+
+    await client.patch(f"/sites/{sid}", json={"paused": True})
+    samples = await scrape(client)
+    assert sid not in site_ids(samples, "uptimed_site_up")  # neither up nor down
+    assert sid in site_ids(samples, "uptimed_site_checks_total")  # its checks still shown
+
+    await client.patch(f"/sites/{sid}", json={"paused": False})
+    samples = await scrape(client)
+    assert value(samples, "uptimed_site_up", site_id=sid, name='New "n"') == 1
+
+    await client.delete(f"/sites/{sid}")
+    samples = await scrape(client)
+    for family in (
+        "uptimed_site_up",
+        "uptimed_site_response_time_seconds",
+        "uptimed_site_checks_total",
+    ):
+        assert sid not in site_ids(samples, family)
+    assert str(other["id"]) in site_ids(samples, "uptimed_site_checks_total")
+
+
+async def test_stored_sites_are_scraped_after_a_start_across_chunks(
+    start_app: AppClient, settings: Settings, target: Target
+) -> None:
+    """More sites than one chunk of the streamed answer, stored before the start (the names
+    and paused flags come from the start-up's resume, not from the API)."""
+    count = 2 * SCRAPE_CHUNK + 7
+    store = await Store.open(settings.db_path)
+    try:
+        for n in range(count):
+            data = SiteIn(url=target.url(f"/{n}"), name=f"s{n} \\ {n}", paused=n > 0)
+            await store.insert_site(data, now=1_700_000_000_000)
+    finally:
+        await store.close()
+    client = await start_app(settings)
+
+    async def all_scraped() -> Samples | None:
+        samples = await scrape(client)
+        got = named(samples, "uptimed_site_checks_total")
+        return samples if len(got) == 2 * count else None
+
+    samples = await eventually(all_scraped)
+    names = {
+        s.labels["site_id"]: s.labels["name"] for s in named(samples, "uptimed_site_checks_total")
+    }
+    assert sorted(names.values()) == sorted(f"s{n} \\ {n}" for n in range(count))
+    first = min(names, key=int)
+    await checked(client, int(first))  # the one site not paused
+    samples = await scrape(client)
+    assert site_ids(samples, "uptimed_site_up") == {first}
+    assert value(samples, "uptimed_site_checks_total", site_id=first, name="s0 \\ 0", result="up")

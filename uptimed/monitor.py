@@ -147,7 +147,9 @@ class Monitor:
         self.set_mute(site)
 
     def set_mute(self, site: Site) -> None:
-        """Follow the site's ``alerts_muted_until`` (at start-up and after every change)."""
+        """Follow the site's ``alerts_muted_until`` (at start-up and after every change), and
+        its name and paused flag for /metrics."""
+        self._metrics.follow(site)
         if site.alerts_muted_until is None:
             self._mutes.pop(site.id, None)
         else:

@@ -1,14 +1,14 @@
 """``GET /metrics`` (Prometheus text format) and the middleware that counts API requests.
 
-A scrape reads the sites' names and the outbox's pending count from the database, copies the
-monitor's in-memory state in the loop (``Metrics.snapshot``), then renders the text in a
-thread: at 40,000 sites rendering takes about a tenth of a second (see ``metrics.py``), which
-on the loop would make every check due meanwhile that much late.
+A scrape reads only the outbox's pending count from the database; the sites' names, paused
+flags and counts are in memory (see ``metrics.py``). The answer is streamed (chunked): the
+registry's families first, then the per-site ones, rendered on the loop a few thousand sites at
+a time with a yield between chunks, so at 40,000 sites (11 MiB) no check or API request waits
+more than a few ms for a scrape, and no whole answer is held in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -38,22 +38,29 @@ routes = web.RouteTableDef()
     response=str,
     media_type="text/plain",
 )
-async def scrape(request: web.Request) -> web.Response:
+async def scrape(request: web.Request) -> web.StreamResponse:
     app = request.app
-    store, metrics = app[STORE], app[METRICS]
-    sites = await store.site_labels()
-    pending = await store.pending_count()
-    monitor = app.get(MONITOR)
-    if monitor is not None:
-        await metrics.snapshot(
-            sites,
-            monitor.states,
-            monitor.certificates.expires_at,
-            now_ms=app[CLOCK].now_ms(),
-            pending=pending,
-        )
-    body = await asyncio.to_thread(metrics.render)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    metrics = app[METRICS]
+    head = metrics.registry_text(pending=await app[STORE].pending_count())
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+    await response.prepare(request)
+    if request.method == "HEAD":  # aiohttp would send a streamed body to a HEAD too
+        await response.write_eof()
+        return response
+    try:
+        await response.write(head)
+        monitor = app.get(MONITOR)
+        if monitor is not None:
+            await metrics.write_sites(
+                response.write,
+                monitor.states,
+                monitor.certificates.expires_at,
+                now_ms=app[CLOCK].now_ms(),
+            )
+        await response.write_eof()
+    except ConnectionResetError:  # the scraper went away (a timeout): nothing more to say
+        pass
+    return response
 
 
 def route_of(request: web.Request) -> str:
