@@ -274,7 +274,10 @@ class Metrics:
         for header, lines in _FAMILIES:
             await write(header.encode())
             for start in range(0, len(sites), SCRAPE_CHUNK):
-                chunk = lines(sites[start : start + SCRAPE_CHUNK], states, days_left)
-                if chunk:
-                    await write("".join(chunk).encode())
+                # Only the chunk's bytes stay alive while the write waits, not its lines.
+                data = "".join(
+                    lines(sites[start : start + SCRAPE_CHUNK], states, days_left)
+                ).encode()
+                if data:
+                    await write(data)
                 await asyncio.sleep(0)
