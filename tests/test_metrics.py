@@ -3,6 +3,8 @@ what the API says about the same sites, webhooks and requests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
@@ -12,6 +14,7 @@ from prometheus_client.samples import Sample
 from tests.conftest import AppClient, Target, eventually
 from tests.fake_discord import FakeDiscord, NotFound, Ok, ServerError
 from tests.test_certificate_expiry import TlsTarget, tls  # noqa: F401  (the fixture)
+from tests.test_sites_as_code import Start, reload, site_table, sites_by_key, start, write  # noqa: F401
 from uptimed.config import Settings
 from uptimed.db import Store
 from uptimed.metrics import SCRAPE_CHUNK
@@ -293,3 +296,27 @@ async def test_stored_sites_are_scraped_after_a_start_across_chunks(
     samples = await scrape(client)
     assert site_ids(samples, "uptimed_site_up") == {first}
     assert value(samples, "uptimed_site_checks_total", site_id=first, name="s0 \\ 0", result="up")
+
+
+async def test_a_reload_renames_pauses_and_removes_declared_sites_in_the_scrape(
+    start: Start,  # noqa: F811
+    settings: Settings,
+    target: Target,
+    tmp_path: Path,
+) -> None:
+    """Sites changed by the config file, not the API: the series follow them as well."""
+    path = write(tmp_path / "uptimed.toml", site_table("shop", target.url("/shop"), 'name = "A"'))
+    client = await start(settings, path)
+    sid = str((await sites_by_key(client))["shop"]["id"])
+    await checked(client, int(sid))
+    assert value(await scrape(client), "uptimed_site_up", site_id=sid, name="A") == 1
+
+    write(path, site_table("shop", target.url("/shop"), 'name = "B"', "paused = true"))
+    await reload(client)
+    samples = await scrape(client)
+    assert sid not in site_ids(samples, "uptimed_site_up")
+    assert value(samples, "uptimed_site_checks_total", site_id=sid, name="B", result="up") == 1
+
+    write(path, "")
+    await reload(client)
+    assert sid not in site_ids(await scrape(client), "uptimed_site_checks_total")
