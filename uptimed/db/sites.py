@@ -291,14 +291,6 @@ class SiteQueries(Connection):
         row = await self._site_row(f"{VIEW_SELECT} WHERE s.id = ?", site_id, latest=latest)
         return view_from_row(row, now)
 
-    async def site_labels(self) -> list[tuple[int, str, bool]]:
-        """(id, name, paused) of every site, in id order: the labels of /metrics' series."""
-        return await self._every(
-            "SELECT id, name, paused FROM sites ORDER BY id",
-            (),
-            lambda row: (row[0], row[1], bool(row[2])),
-        )
-
     async def site_ids(self) -> list[int]:
         async with self._reader.execute("SELECT id FROM sites") as cur:
             return [row[0] for row in await fetch_all(cur)]
