@@ -267,14 +267,20 @@ def database_path(url: str) -> Path:
     )
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The config file as parsed TOML; ``ConfigError`` (one line) if unreadable or not TOML.
+    Its settings are read here, its sites and webhooks by ``uptimed.declared``."""
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as e:
         raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path)
     known = set(Settings.model_fields) | DECLARATION_KEYS
     for key in data:
         if key not in known:

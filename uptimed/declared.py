@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import TypeAdapter, ValidationError
 
+from uptimed.config import ConfigError, read_toml
 from uptimed.fields import HttpUrl
 from uptimed.models import SiteIn
 
@@ -92,12 +92,9 @@ def read_declaration(path: Path, environ: Mapping[str, str] | None = None) -> De
     which removes every declared site). ``environ`` fills ``${NAME}`` (default: the process
     environment over ``.env``)."""
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        raise DeclarationError(f"config file {path}: cannot read it ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DeclarationError(f"config file {path}: not valid TOML ({e})") from None
+        data = read_toml(path)
+    except ConfigError as e:
+        raise DeclarationError(str(e)) from None
     return parse_declaration(data, path, environ)
 
 
