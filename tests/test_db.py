@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,17 @@ async def test_an_outbox_id_is_never_given_to_another_message(store: Store) -> N
     new = await store.next_message("http://h/2")
     assert new is not None and new.id > dropped.id
     assert not await store.is_pending([dropped])
+
+
+async def test_every_stored_site_shares_one_table_of_attribute_names(store: Store) -> None:
+    """A Site past 29 fields gives each site a dict of its own (1.6 KB instead of 0.3 KB,
+    55 MiB more at 40,000 sites): CPython shares a class's key table up to 29 names."""
+    written = await store.insert_site(SiteIn(url="http://a", name="a"), now=1)
+    before, after = await store.update_site(
+        written.id, SiteIn(url="http://b", name="b", headers={"X": "1"}), now=2
+    )
+    read = (await store.list_sites())[0]
+    for site in (written, before, after, read, await store.get_site(written.id)):
+        assert len(vars(site)) <= 29
+        # A shared-key dict stores only its values: 296 bytes for 29 (its own table: 1,584).
+        assert sys.getsizeof(vars(site)) < 600, f"{len(vars(site))} fields: not key-shared"

@@ -164,8 +164,8 @@ class Sites:
         change of what is checked runs the next check now; pausing tells the webhooks, in the
         transaction that pauses, and no alert of a check still in flight follows it."""
         async with self._one_at_a_time(site_id):
+            await self._writable(site_id)
             site = await self._store.get_site(site_id, latest=True)
-            self._writable(site)
             values = patched(site, patch)
             # A null that resets a field whose default is a setting (not renotify's: its null
             # means never) gives the setting's value.
@@ -195,17 +195,17 @@ class Sites:
 
     async def remove(self, site_id: int) -> None:
         async with self._one_at_a_time(site_id):
+            await self._writable(site_id)
             site = await self._store.get_site(site_id, latest=True)
-            self._writable(site)
             now = self._clock.now_ms()
             await self._store.delete_site(site.id, farewell=_farewell(site, now), now=now)
             self._scheduler.unschedule(site.id)
             self._monitor.remove(site.id)
             self._wake()
 
-    def _writable(self, site: Site) -> None:
-        if site.source == "config":
-            raise ReadOnly("Site", site.key, self._config_path)
+    async def _writable(self, site_id: int) -> None:
+        if (key := await self._store.declared_key(site_id)) is not None:
+            raise ReadOnly("Site", key, self._config_path)
 
     async def reload_file(self) -> Reloaded:
         """Read the config file again and ``reload`` it. Raises ``NoConfigFile``, or

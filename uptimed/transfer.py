@@ -31,7 +31,7 @@ from uptimed.config import ConfigError, Settings, load
 from uptimed.db import Store
 from uptimed.db.files import DatabaseUnavailable
 from uptimed.declared import KEY_RE, DeclarationError, read_declaration
-from uptimed.models import Site, SiteIn, Webhook
+from uptimed.models import Site, SiteIn, SiteView, Webhook
 
 COMMANDS = ("export", "import")
 EXIT_REFUSED = 1
@@ -121,10 +121,10 @@ def export_text(settings: Settings) -> str:
     return head + tomli_w.dumps(document.toml)
 
 
-async def _read(path: Path) -> tuple[list[Site], list[Webhook]]:
+async def _read(path: Path) -> tuple[list[SiteView], list[Webhook]]:
     store = await Store.open(path)
     try:
-        return await store.list_sites(), await store.list_webhooks()
+        return await store.list_site_views(now=0), await store.list_webhooks()
     finally:
         await store.close()
 
@@ -137,7 +137,9 @@ class Document:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, sites: Sequence[Site], webhooks: Sequence[Webhook], settings: Settings) -> Document:
+    def of(
+        cls, sites: Sequence[SiteView], webhooks: Sequence[Webhook], settings: Settings
+    ) -> Document:
         """``[webhooks.NAME]`` for each URL of every site's webhooks (``all_sites = true``)
         and each URL that several sites share; each site's ``webhooks`` names those tables, or
         gives the URL itself. A URL that every site hears and a site hears too is written as
@@ -243,7 +245,7 @@ class _Names:
         return candidate
 
 
-def _site_keys(sites: Iterable[Site]) -> dict[int, str]:
+def _site_keys(sites: Iterable[SiteView]) -> dict[int, str]:
     """Each site's key: a declared site's own; for an API site, its name as a slug, made
     unique (``shop``, ``shop-2``)."""
     sites = list(sites)

@@ -69,10 +69,8 @@ async def create_webhook(request: web.Request) -> web.Response:
     webhook has the same URL gets one message, not two."""
     data = await parse_body(request, WebhookIn)
     app = request.app
-    if data.site_id is not None:
-        site = await app[STORE].get_site(data.site_id, latest=True)
-        if site.source == "config":
-            raise ReadOnly("Site", site.key, app.get(CONFIG_PATH))
+    if data.site_id is not None and (key := await app[STORE].declared_key(data.site_id)):
+        raise ReadOnly("Site", key, app.get(CONFIG_PATH))
     now = app[CLOCK].now_ms()
 
     def greeting(site: Site, latest: HistoryRow) -> str | None:

@@ -42,7 +42,7 @@ BOOL_COLUMNS = (
     "public",
     "show_url",
 )
-# Not writable through the API: where the site was declared (models.Site.source, key).
+# Not writable through the API: where the site was declared (models.SiteView.source, key).
 ORIGIN = ("source", "key")
 SITE_COLUMNS = ", ".join(("id", "created_at", *ORIGIN, *WRITABLE))
 # The read-only status of a site beside its settings (models.SiteView): the latest history
@@ -97,12 +97,9 @@ def site_from_row(row: sqlite3.Row) -> Site:
     return _lean_site(_settings(row))
 
 
-def _site(data: SiteIn, site_id: int, created_at: int, key: str | None = None) -> Site:
-    """The Site just written, sharing the constants a site read back would; ``key``: a site
-    declared in the config file."""
+def _site(data: SiteIn, site_id: int, created_at: int) -> Site:
+    """The Site just written, sharing the constants a site read back would."""
     fields = dict(data)
-    fields["source"] = "api" if key is None else "config"
-    fields["key"] = key
     fields["headers"] = data.headers or _NO_HEADERS
     fields["method"] = _METHODS.get(data.method, data.method)
     return _lean_site({**fields, "id": site_id, "created_at": created_at})
@@ -167,7 +164,7 @@ async def write_site(
     await db.execute(INSERT_HISTORY, (site_id, STATUS_CODES[Status.INITIAL], None, now, None, now))
     if data.paused:
         await db.execute(_START_PAUSE, (site_id, now))
-    return _site(data, site_id, now, key)
+    return _site(data, site_id, now)
 
 
 async def rewrite_site(
@@ -195,7 +192,7 @@ async def rewrite_site(
         )
         if resumed_message is not None:
             await queue_messages(db, site_id, resumed_message, now)
-    return _site(data, site_id, before.created_at, before.key)
+    return _site(data, site_id, before.created_at)
 
 
 async def drop_site(
@@ -298,6 +295,12 @@ class SiteQueries(Connection):
     async def get_site(self, site_id: int, *, latest: bool = False) -> Site:
         """``latest``: as committed now (to change it), not as the reader's snapshot."""
         return site_from_row(await self._site_row(SELECT_SITE, site_id, latest=latest))
+
+    async def declared_key(self, site_id: int) -> str | None:
+        """The key of a site declared in the config file, as committed now; None for a site
+        made through the API (NotFound for no site)."""
+        row = await self._site_row("SELECT key FROM sites WHERE id = ?", site_id, latest=True)
+        return row["key"]
 
     async def _site_row(self, sql: str, site_id: int, *, latest: bool) -> sqlite3.Row:
         row = None
