@@ -5,6 +5,7 @@ real target and the fake Discord on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -173,6 +174,40 @@ async def test_a_broken_file_on_sighup_changes_nothing_and_logs_one_error(
     assert all(" ERROR " in line and str(path) in line for line in lines), lines
     code, _ = await daemon.stop(signal.SIGTERM)
     assert code == 0  # and SIGHUP did not end it
+
+
+async def hang_up_until(daemon: Daemon, done: Callable[[], bool]) -> None:
+    """SIGHUP every 5 ms until ``done()``, each as soon as the one before is delivered."""
+    assert daemon.proc is not None
+    while not done() and daemon.proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            daemon.proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.005)
+
+
+async def test_sighup_while_uptimed_starts_or_stops_does_not_end_it(
+    daemon: Daemon, target: Target
+) -> None:
+    """``systemctl reload`` may come before the loop handles SIGHUP, or after it stopped: from
+    the start's database open (300 declared sites applied next) to the exit, none ends it."""
+    sites = [site_table(f"s{i}", target.url(f"/s{i}"), "paused = true") for i in range(300)]
+    path = write(daemon.cwd / "uptimed.toml", *sites)
+    starting = asyncio.create_task(daemon.start("--config", str(path)))
+    database = daemon.cwd / "data" / "uptimed.db"
+
+    async def opened() -> bool:
+        return database.exists()
+
+    await eventually(opened, timeout=15, interval=0.002)
+    await hang_up_until(daemon, starting.done)
+    await starting  # healthy: uptimed exited would raise here
+    _, listed = await api(daemon, "GET", "/sites")
+    assert len(listed) == 300  # type: ignore[arg-type]
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGTERM)
+    await hang_up_until(daemon, lambda: False)
+    out = (await daemon.proc.stdout.read()).decode()  # type: ignore[union-attr]
+    assert await daemon.proc.wait() == 0, out[-2000:]
 
 
 async def test_a_broken_file_at_start_exits_2_with_one_line(tmp_path: Path) -> None:

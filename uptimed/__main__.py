@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from uptimed import process, transfer
+from uptimed import process, reloads, transfer
 from uptimed.api import server
 from uptimed.app import create_app
 
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in transfer.COMMANDS:
         return transfer.main(args)
+    reloads.ignore_sighup()  # until the loop handles it
     try:
         prepared = process.prepare(argv)
     except process.StartError as e:

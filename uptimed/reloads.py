@@ -38,10 +38,17 @@ async def declare_at_start(sites: Sites, store: Store, declaration: Declaration 
         )
 
 
+def ignore_sighup() -> None:
+    """SIGHUP ends a process by default: ignored from the start of ``main`` until the loop
+    handles it, and again once the handler is gone, so a reload sent while uptimed starts or
+    stops (``systemctl reload``) is lost rather than ending it."""
+    if sys.platform != "win32":
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 async def sighup_ctx(app: web.Application) -> AsyncIterator[None]:
     """SIGHUP reloads the config file's sites and webhooks (not on Windows, which has no
-    SIGHUP). Without a config file SIGHUP is logged and ignored: its default would end the
-    process."""
+    SIGHUP). Without a config file SIGHUP is logged and ignored."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -59,7 +66,8 @@ async def sighup_ctx(app: web.Application) -> AsyncIterator[None]:
             log.debug("SIGHUP not handled: the loop runs outside the main thread")
     yield
     if installed:
-        loop.remove_signal_handler(signal.SIGHUP)
+        loop.remove_signal_handler(signal.SIGHUP)  # back to the default, which ends the process
+        ignore_sighup()
     for task in list(tasks):
         task.cancel()
         with suppress(asyncio.CancelledError):
