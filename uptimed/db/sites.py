@@ -111,8 +111,10 @@ _SITE_ORDER = tuple(Site.model_fields)
 def _lean_site(values: dict[str, Any]) -> Site:
     """``Site.model_construct(SITE_FIELDS, **values)``, with the attributes set one by one in
     one order: CPython then keeps one table of keys for every site and each site holds only
-    its values (a "split" dict: 288 bytes for 27 fields, where the dict pydantic builds takes
-    832, as its table doubles past 21 keys). 100,000 sites stay in the scheduler's jobs: 55 MB.
+    its values (a "split" dict: 296 bytes for 29 fields, where the dict pydantic builds takes
+    832). 100,000 sites stay in the scheduler's jobs. CPython shares a class's table only up
+    to 29 names; past them every site has a dict of its own (1,584 bytes at 31), so
+    ``models.Site`` must not grow past 29 fields (test_db checks it).
     What pydantic sees is the same: a frozen model whose ``__dict__`` has every field."""
     site = object.__new__(Site)
     for name in _SITE_ORDER:
