@@ -177,7 +177,7 @@ async def test_a_broken_file_on_sighup_changes_nothing_and_logs_one_error(
 
 
 async def hang_up_until(daemon: Daemon, done: Callable[[], bool]) -> None:
-    """SIGHUP every 5 ms until ``done()``, each as soon as the one before is delivered."""
+    """SIGHUP every 5 ms until ``done()`` or the process's exit."""
     assert daemon.proc is not None
     while not done() and daemon.proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
